@@ -1,0 +1,235 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultMaxValueBytes is the default limit on a record value's size.
+const DefaultMaxValueBytes = 1 << 20
+
+// Code classifies why a record was rejected. It is stable and meant for
+// machines: dashboards, alerts and `dlq replay --filter-reason`.
+type Code string
+
+// The rejection codes.
+const (
+	CodeNullValue     Code = "null_value"
+	CodeTooLarge      Code = "too_large"
+	CodeNotUTF8       Code = "not_utf8"
+	CodeMalformedJSON Code = "malformed_json"
+	CodeNotObject     Code = "not_object"
+	CodeWrongType     Code = "wrong_type"
+	CodeMissingField  Code = "missing_field"
+	CodeUnknownType   Code = "unknown_event_type"
+	CodeBadTimestamp  Code = "bad_timestamp"
+)
+
+// Error is a rejected record's reason. Its Error() text is what goes into the
+// streamjoin.error header of the dead letter.
+type Error struct {
+	Code Code
+	Msg  string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Msg }
+
+func reject(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Decoder decodes and validates record values. The zero value is not ready;
+// use NewDecoder. A Decoder is immutable and safe to share between goroutines.
+type Decoder struct {
+	maxValueBytes int
+}
+
+// NewDecoder returns a Decoder that rejects values over maxValueBytes
+// (DefaultMaxValueBytes when maxValueBytes <= 0).
+func NewDecoder(maxValueBytes int) *Decoder {
+	if maxValueBytes <= 0 {
+		maxValueBytes = DefaultMaxValueBytes
+	}
+	return &Decoder{maxValueBytes: maxValueBytes}
+}
+
+type userJSON struct {
+	ID               *string `json:"id"`
+	EventType        *string `json:"event_type"`
+	Username         *string `json:"username"`
+	UserEmail        *string `json:"user_email"`
+	UserType         *string `json:"user_type"`
+	OrganizationName *string `json:"organization_name"`
+	ReceivedAt       *string `json:"received_at"`
+}
+
+type orgJSON struct {
+	OrganizationKey  *string `json:"organization_key"`
+	OrganizationName *string `json:"organization_name"`
+	OrganizationTier *string `json:"organization_tier"`
+	CreatedAt        *string `json:"created_at"`
+}
+
+// User decodes a user_events value. A nil value (a Kafka tombstone) is
+// rejected. On failure the error is always an *Error.
+func (d *Decoder) User(value []byte, pos Position) (User, error) {
+	var raw userJSON
+	if err := d.unmarshal(value, &raw); err != nil {
+		return User{}, err
+	}
+	u := User{Pos: pos}
+	if raw.ID == nil || *raw.ID == "" {
+		return User{}, reject(CodeMissingField, "id is required")
+	}
+	u.ID = *raw.ID
+	if raw.EventType == nil {
+		return User{}, reject(CodeMissingField, "event_type is required")
+	}
+	switch *raw.EventType {
+	case "User Created":
+		u.Type = UserCreated
+	case "User Updated":
+		u.Type = UserUpdated
+	case "User Deleted":
+		u.Type = UserDeleted
+	default:
+		return User{}, reject(CodeUnknownType, "event_type %q is not one of \"User Created\", \"User Updated\", \"User Deleted\"", truncate(*raw.EventType))
+	}
+	t, err := parseTime("received_at", raw.ReceivedAt)
+	if err != nil {
+		return User{}, err
+	}
+	u.ReceivedAt = t
+	if u.Type != UserDeleted && (raw.Username == nil || *raw.Username == "") {
+		return User{}, reject(CodeMissingField, "username is required for %s", u.Type)
+	}
+	u.Username, u.Email, u.UserType, u.OrganizationName = raw.Username, raw.UserEmail, raw.UserType, raw.OrganizationName
+	return u, nil
+}
+
+// Org decodes an org_events value. On failure the error is always an *Error.
+func (d *Decoder) Org(value []byte, pos Position) (Org, error) {
+	var raw orgJSON
+	if err := d.unmarshal(value, &raw); err != nil {
+		return Org{}, err
+	}
+	if raw.OrganizationName == nil || *raw.OrganizationName == "" {
+		return Org{}, reject(CodeMissingField, "organization_name is required")
+	}
+	t, err := parseTime("created_at", raw.CreatedAt)
+	if err != nil {
+		return Org{}, err
+	}
+	return Org{
+		Key:       raw.OrganizationKey,
+		Name:      *raw.OrganizationName,
+		Tier:      raw.OrganizationTier,
+		CreatedAt: t,
+		Pos:       pos,
+	}, nil
+}
+
+// unmarshal checks the envelope (size, null, UTF-8, object) and decodes.
+func (d *Decoder) unmarshal(value []byte, into any) error {
+	if value == nil {
+		return reject(CodeNullValue, "record value is null")
+	}
+	if len(value) > d.maxValueBytes {
+		return reject(CodeTooLarge, "value is %d bytes, over the limit of %d", len(value), d.maxValueBytes)
+	}
+	if !utf8.Valid(value) {
+		return reject(CodeNotUTF8, "value is not valid UTF-8")
+	}
+	trimmed := bytes.TrimLeft(value, " \t\r\n")
+	if len(trimmed) == 0 {
+		return reject(CodeMalformedJSON, "value is empty")
+	}
+	if trimmed[0] != '{' {
+		if !json.Valid(trimmed) {
+			return reject(CodeMalformedJSON, "value is not valid JSON")
+		}
+		return reject(CodeNotObject, "value is a JSON %s, want an object", jsonKind(trimmed[0]))
+	}
+	if err := jsonUnmarshal(value, into); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return reject(CodeWrongType, "field %s is a JSON %s, want a string", te.Field, te.Value)
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return reject(CodeMalformedJSON, "invalid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+		}
+		return reject(CodeMalformedJSON, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}
+
+// jsonUnmarshal is the one place JSON is parsed, so that the parser can be
+// swapped behind a differential test.
+var jsonUnmarshal = json.Unmarshal
+
+func jsonKind(first byte) string {
+	switch first {
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// Timestamp layouts accepted, tried in order: the seed's zone-less form (read
+// as UTC), the same with a T, then RFC 3339.
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+	time.RFC3339Nano,
+}
+
+// minTime and maxTime bound the accepted event times: four-digit years that
+// PostgreSQL's timestamptz stores exactly.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+func parseTime(field string, s *string) (time.Time, error) {
+	if s == nil || *s == "" {
+		return time.Time{}, reject(CodeMissingField, "%s is required", field)
+	}
+	for _, layout := range timeLayouts {
+		t, err := time.Parse(layout, *s)
+		if err != nil {
+			continue
+		}
+		t = t.UTC().Truncate(time.Microsecond)
+		if t.Before(minTime) || t.After(maxTime) {
+			return time.Time{}, reject(CodeBadTimestamp, "%s %q is out of range (years 0001 to 9999)", field, truncate(*s))
+		}
+		return t, nil
+	}
+	return time.Time{}, reject(CodeBadTimestamp, "%s %q is neither \"YYYY-MM-DD HH:MM:SS[.ffffff]\" (UTC) nor RFC 3339", field, truncate(*s))
+}
+
+// truncate shortens user-supplied text quoted in a reason.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

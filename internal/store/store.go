@@ -1,0 +1,188 @@
+// Package store is streamjoin's PostgreSQL layer: the embedded migrations,
+// the exactly-once batch writer and the API's reads.
+//
+// A *Store owns a pgxpool.Pool. All methods are safe for concurrent use; the
+// caller that opened a Store closes it, after every user of it has returned.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config configures the PostgreSQL connection and schema.
+type Config struct {
+	// DSN is a PostgreSQL URL or keyword/value connection string. Required.
+	DSN string
+	// Schema holds every streamjoin table. It is created if missing.
+	// Default "streamjoin".
+	Schema string
+	// MaxConns bounds the pool. Default 8.
+	MaxConns int32
+	// QueryTimeout bounds each API read. Default 2s.
+	QueryTimeout time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultSchema       = "streamjoin"
+	DefaultMaxConns     = 8
+	DefaultQueryTimeout = 2 * time.Second
+)
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Schema == "" {
+		c.Schema = DefaultSchema
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = DefaultQueryTimeout
+	}
+	return c
+}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate reports the first invalid setting, by its flag name.
+func (c Config) Validate() error {
+	if c.DSN == "" {
+		return errors.New("postgres: a connection string is required")
+	}
+	if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if !schemaRE.MatchString(c.Schema) {
+		return fmt.Errorf("schema %q: want a lower-case identifier matching %s", c.Schema, schemaRE)
+	}
+	if c.MaxConns < 1 {
+		return fmt.Errorf("pg-max-conns %d: must be at least 1", c.MaxConns)
+	}
+	if c.QueryTimeout <= 0 {
+		return fmt.Errorf("query-timeout %s: must be positive", c.QueryTimeout)
+	}
+	return nil
+}
+
+//go:embed queries/*.sql
+var queryFS embed.FS
+
+func query(name string) string {
+	b, err := queryFS.ReadFile("queries/" + name + ".sql")
+	if err != nil {
+		panic("store: missing embedded query " + name)
+	}
+	return string(b)
+}
+
+var (
+	sqlStageTables  = query("stage_tables")
+	sqlUpsertUsers  = query("upsert_users")
+	sqlUpsertOrgs   = query("upsert_orgs")
+	sqlAdvance      = query("advance_offsets")
+	sqlClaimOffsets = query("claim_offsets")
+	sqlUsersByName  = query("users_by_name")
+)
+
+// Store reads and writes streamjoin's tables.
+type Store struct {
+	pool   *pgxpool.Pool
+	cfg    Config
+	logger *slog.Logger
+}
+
+// Open creates the pool; it does not wait for the database, so a process can
+// start while PostgreSQL is still down. Close releases it.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("parsing postgres dsn: %w", err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = "streamjoin"
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		// Staging tables are per session; create them once per connection.
+		_, err := conn.Exec(ctx, sqlStageTables)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating postgres pool: %w", err)
+	}
+	return &Store{pool: pool, cfg: cfg, logger: logger}, nil
+}
+
+// Close closes the pool, waiting for acquired connections to be released.
+func (s *Store) Close() { s.pool.Close() }
+
+// Schema returns the schema the tables live in.
+func (s *Store) Schema() string { return s.cfg.Schema }
+
+// Ping checks that PostgreSQL answers within the query timeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging postgres: %w", err)
+	}
+	return nil
+}
+
+// Profile is one row of the user_profiles view.
+type Profile struct {
+	ID               string    `json:"id"`
+	Username         string    `json:"username"`
+	UserEmail        *string   `json:"user_email"`
+	UserType         *string   `json:"user_type"`
+	OrganizationName *string   `json:"organization_name"`
+	OrganizationTier *string   `json:"organization_tier"`
+	ReceivedAt       time.Time `json:"received_at"`
+}
+
+// UsersByName returns up to limit live users whose username is exactly name,
+// ordered by id, each joined to its organization. The read is bounded by the
+// configured query timeout.
+func (s *Store) UsersByName(ctx context.Context, name string, limit int) ([]Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, sqlUsersByName, name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("querying users by name: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Profile, error) {
+		var p Profile
+		err := row.Scan(&p.ID, &p.Username, &p.UserEmail, &p.UserType, &p.OrganizationName, &p.OrganizationTier, &p.ReceivedAt)
+		p.ReceivedAt = p.ReceivedAt.UTC()
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading users by name: %w", err)
+	}
+	return out, nil
+}
+
+// quoteIdent quotes a PostgreSQL identifier.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

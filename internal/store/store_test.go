@@ -1,0 +1,277 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/streamjoin/streamjoin/internal/event"
+	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func setup(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t)}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func ptr(s string) *string { return &s }
+
+var t0 = time.Date(2020, 12, 8, 20, 3, 16, 759617000, time.UTC)
+
+func user(id string, typ event.UserEventType, name, org string, at time.Time, part int32, off int64) event.User {
+	u := event.User{ID: id, Type: typ, ReceivedAt: at, Pos: event.Position{Partition: part, Offset: off}, LogTime: at}
+	if name != "" {
+		u.Username = ptr(name)
+	}
+	if org != "" {
+		u.OrganizationName = ptr(org)
+	}
+	u.UserType = ptr("Admin")
+	return u
+}
+
+func org(name, tier string, at time.Time, part int32, off int64) event.Org {
+	return event.Org{Name: name, Tier: ptr(tier), CreatedAt: at, Pos: event.Position{Partition: part, Offset: off}, LogTime: at}
+}
+
+// adv builds the offset advances for records at the given partition/offsets,
+// given what the writer believes is stored.
+func adv(topic string, part int32, from *int64, to int64) store.OffsetAdvance {
+	return store.OffsetAdvance{Topic: topic, Partition: part, From: from, To: to}
+}
+
+func i64(v int64) *int64 { return &v }
+
+func claim(t *testing.T, st *store.Store, tps ...store.TopicPartition) map[store.TopicPartition]*int64 {
+	t.Helper()
+	m, err := st.ClaimOffsets(context.Background(), tps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func names(t *testing.T, st *store.Store, name string) []store.Profile {
+	t.Helper()
+	ps, err := st.UsersByName(context.Background(), name, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	n, err := st.Migrate(context.Background())
+	if err != nil || n != 0 {
+		t.Fatalf("second Migrate applied %d, err %v; want 0, nil", n, err)
+	}
+}
+
+func TestWriteBatchEventTimeOrdering(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	tp := store.TopicPartition{Topic: "u", Partition: 0}
+	claim(t, st, tp, store.TopicPartition{Topic: "u", Partition: 1})
+
+	// Batch 1: a newer update for alice, and bob's delete before his create.
+	b1 := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users: []event.User{
+			user("a", event.UserUpdated, "alice", "Acme", t0.Add(time.Hour), 0, 0),
+			user("b", event.UserDeleted, "", "", t0.Add(time.Hour), 0, 1),
+		},
+		Offsets: []store.OffsetAdvance{adv("u", 0, nil, 2)},
+	}
+	if err := st.WriteBatch(ctx, b1); err != nil {
+		t.Fatal(err)
+	}
+	// Batch 2: older events for both arrive late on another partition. They
+	// must not overwrite alice nor resurrect bob.
+	b2 := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users: []event.User{
+			user("a", event.UserCreated, "alice-old", "Old", t0, 1, 0),
+			user("b", event.UserCreated, "bob", "Acme", t0, 1, 1),
+		},
+		Offsets: []store.OffsetAdvance{adv("u", 1, nil, 2)},
+	}
+	if err := st.WriteBatch(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, st, "alice-old"); len(got) != 0 {
+		t.Errorf("older event overwrote newer state: %+v", got)
+	}
+	if got := names(t, st, "bob"); len(got) != 0 {
+		t.Errorf("older create resurrected a deleted user: %+v", got)
+	}
+	got := names(t, st, "alice")
+	if len(got) != 1 || *got[0].OrganizationName != "Acme" || got[0].OrganizationTier != nil {
+		t.Fatalf("alice = %+v; want one row in Acme with no tier yet", got)
+	}
+
+	// The organization arrives late: the join resolves on the next read.
+	b3 := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Orgs:    []event.Org{org("Acme", "gold", t0, 0, 0), org("Acme", "silver", t0.Add(-time.Hour), 0, 1)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, i64(2), 3)},
+	}
+	if err := st.WriteBatch(ctx, b3); err != nil {
+		t.Fatal(err)
+	}
+	got = names(t, st, "alice")
+	if len(got) != 1 || got[0].OrganizationTier == nil || *got[0].OrganizationTier != "gold" {
+		t.Fatalf("alice = %+v; want tier gold (the newer org event)", got)
+	}
+
+	// A newer create brings bob back.
+	b4 := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("b", event.UserCreated, "bob", "Acme", t0.Add(2*time.Hour), 0, 3)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, i64(3), 4)},
+	}
+	if err := st.WriteBatch(ctx, b4); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, st, "bob"); len(got) != 1 {
+		t.Fatalf("newer create after delete: got %+v, want bob back", got)
+	}
+
+	stored := claim(t, st, tp, store.TopicPartition{Topic: "u", Partition: 1})
+	want := map[store.TopicPartition]*int64{tp: i64(4), {Topic: "u", Partition: 1}: i64(2)}
+	if diff := cmp.Diff(want, stored); diff != "" {
+		t.Errorf("stored offsets (-want +got):\n%s", diff)
+	}
+}
+
+func TestWriteBatchTiesAndTombstones(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	claim(t, st, store.TopicPartition{Topic: "u", Partition: 0}, store.TopicPartition{Topic: "u", Partition: 1})
+	// Same time: Deleted beats Updated beats Created, whatever the order or
+	// the batch they arrive in.
+	for _, b := range []*store.Batch{
+		{Users: []event.User{user("x", event.UserUpdated, "xavier", "A", t0, 0, 0)}, Offsets: []store.OffsetAdvance{adv("u", 0, nil, 1)}},
+		{Users: []event.User{user("x", event.UserCreated, "xavier-created", "A", t0, 1, 5)}, Offsets: []store.OffsetAdvance{adv("u", 1, nil, 6)}},
+	} {
+		b.UserTopic, b.OrgTopic = "u", "o"
+		if err := st.WriteBatch(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := names(t, st, "xavier"); len(got) != 1 {
+		t.Fatalf("updated should beat created at equal time: %+v", got)
+	}
+	b := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("x", event.UserDeleted, "", "", t0, 0, 1)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, i64(1), 2)},
+	}
+	if err := st.WriteBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, st, "xavier"); len(got) != 0 {
+		t.Fatalf("deleted should beat updated at equal time: %+v", got)
+	}
+	// The tombstone keeps the last known fields.
+	var username string
+	var deleted bool
+	conn := testenv.Conn(t)
+	if err := conn.QueryRow(ctx, "SELECT username, deleted FROM "+st.Schema()+".users WHERE id = 'x'").Scan(&username, &deleted); err != nil {
+		t.Fatal(err)
+	}
+	if username != "xavier" || !deleted {
+		t.Errorf("tombstone = (%q, %v), want (xavier, true)", username, deleted)
+	}
+}
+
+func TestWriteBatchFencing(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	claim(t, st, store.TopicPartition{Topic: "u", Partition: 0})
+	ok := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("a", event.UserCreated, "alice", "A", t0, 0, 0)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, nil, 1)},
+	}
+	if err := st.WriteBatch(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	// A zombie that still believes nothing was committed must be refused,
+	// and nothing of its batch may land.
+	zombie := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("z", event.UserCreated, "zombie", "A", t0, 0, 0)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, nil, 1)},
+	}
+	err := st.WriteBatch(ctx, zombie)
+	var fe *store.FencedError
+	if !errors.As(err, &fe) || store.Classify(err) != store.Fenced {
+		t.Fatalf("zombie batch: err = %v, want a FencedError", err)
+	}
+	if len(fe.Partitions) != 1 || fe.Partitions[0] != (store.TopicPartition{Topic: "u", Partition: 0}) {
+		t.Errorf("fenced partitions = %v", fe.Partitions)
+	}
+	if got := names(t, st, "zombie"); len(got) != 0 {
+		t.Errorf("fenced batch wrote state: %+v", got)
+	}
+	var n int
+	if err := testenv.Conn(t).QueryRow(ctx, "SELECT count(*) FROM "+st.Schema()+".user_events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("user_events has %d rows, want 1", n)
+	}
+}
+
+func TestUsersByNameIsLiteral(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	claim(t, st, store.TopicPartition{Topic: "u", Partition: 0})
+	var us []event.User
+	for i, n := range []string{"100%", "1000", "a_b", "axb", "O'Brien", "Big Boss", "Zoë", "Snake", "Snake"} {
+		us = append(us, user(string(rune('a'+i)), event.UserCreated, n, "A", t0, 0, int64(i)))
+	}
+	b := &store.Batch{UserTopic: "u", OrgTopic: "o", Users: us, Offsets: []store.OffsetAdvance{adv("u", 0, nil, int64(len(us)))}}
+	if err := st.WriteBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"100%": 1, "10%": 0, "a_b": 1, "a%": 0, "O'Brien": 1, "Big Boss": 1, "Zoë": 1, "Snake": 2, "snake": 0, "": 0} {
+		if got := names(t, st, name); len(got) != want {
+			t.Errorf("UsersByName(%q) = %d rows, want %d", name, len(got), want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	if c := store.Classify(&store.FencedError{}); c != store.Fenced {
+		t.Errorf("FencedError: %v", c)
+	}
+	if c := store.Classify(context.Canceled); c != store.Canceled {
+		t.Errorf("Canceled: %v", c)
+	}
+	// A server that is not there.
+	st, err := store.Open(context.Background(), store.Config{DSN: "postgres://x@127.0.0.1:1/x?connect_timeout=1"}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Ping(context.Background()); store.Classify(err) != store.Unavailable {
+		t.Errorf("ping to a closed port: %v classified %v, want unavailable", err, store.Classify(err))
+	}
+}

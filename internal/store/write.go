@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/streamjoin/streamjoin/internal/event"
+)
+
+// OffsetAdvance moves one partition's stored offset. From is the value the
+// writer last saw (nil: nothing stored yet); To is the next offset to consume
+// after the batch.
+type OffsetAdvance struct {
+	Topic     string
+	Partition int32
+	From      *int64
+	To        int64
+}
+
+// Batch is what one transaction writes: every valid record for the raw logs,
+// and the offsets that cover them. Users and Orgs may be in any order and may
+// hold several events per key.
+type Batch struct {
+	UserTopic string
+	OrgTopic  string
+	Users     []event.User
+	Orgs      []event.Org
+	Offsets   []OffsetAdvance
+}
+
+// WriteBatch writes b in one transaction: it advances the stored offsets
+// (fenced on their old values), appends the raw logs, and upserts the newest
+// event per key into users and organizations. Either all of it commits or
+// none of it does.
+//
+// If another writer has moved a partition's offset, WriteBatch rolls back and
+// returns a *FencedError. Other errors can be sorted with Classify; the
+// caller decides whether to retry.
+func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
+	users := event.LatestUsers(b.Users)
+	orgs := event.LatestOrgs(b.Orgs)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := advanceOffsets(ctx, tx, b.Offsets); err != nil {
+			return err
+		}
+		if len(b.Users) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"user_events"}, userEventCols, userEventRows(b.UserTopic, b.Users)); err != nil {
+				return fmt.Errorf("copying user_events: %w", err)
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_users"}, stageUserCols, stageUserRows(users)); err != nil {
+				return fmt.Errorf("staging users: %w", err)
+			}
+			if _, err := tx.Exec(ctx, sqlUpsertUsers); err != nil {
+				return fmt.Errorf("upserting users: %w", err)
+			}
+		}
+		if len(b.Orgs) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"org_events"}, orgEventCols, orgEventRows(b.OrgTopic, b.Orgs)); err != nil {
+				return fmt.Errorf("copying org_events: %w", err)
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_orgs"}, stageOrgCols, stageOrgRows(orgs)); err != nil {
+				return fmt.Errorf("staging organizations: %w", err)
+			}
+			if _, err := tx.Exec(ctx, sqlUpsertOrgs); err != nil {
+				return fmt.Errorf("upserting organizations: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("writing batch: %w", err)
+	}
+	return nil
+}
+
+func advanceOffsets(ctx context.Context, tx pgx.Tx, adv []OffsetAdvance) error {
+	if len(adv) == 0 {
+		return nil
+	}
+	topics := make([]string, len(adv))
+	parts := make([]int32, len(adv))
+	froms := make([]*int64, len(adv))
+	tos := make([]int64, len(adv))
+	for i, a := range adv {
+		topics[i], parts[i], froms[i], tos[i] = a.Topic, a.Partition, a.From, a.To
+	}
+	rows, err := tx.Query(ctx, sqlAdvance, topics, parts, froms, tos)
+	if err != nil {
+		return fmt.Errorf("advancing offsets: %w", err)
+	}
+	moved, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TopicPartition])
+	if err != nil {
+		return fmt.Errorf("advancing offsets: %w", err)
+	}
+	if len(moved) == len(adv) {
+		return nil
+	}
+	ok := make(map[TopicPartition]bool, len(moved))
+	for _, tp := range moved {
+		ok[tp] = true
+	}
+	fe := &FencedError{}
+	for _, a := range adv {
+		if tp := (TopicPartition{a.Topic, a.Partition}); !ok[tp] {
+			fe.Partitions = append(fe.Partitions, tp)
+		}
+	}
+	return fe
+}
+
+// ClaimOffsets makes sure each partition has a row in kafka_offsets and
+// returns the stored next offsets; a partition with nothing committed yet
+// maps to nil.
+func (s *Store) ClaimOffsets(ctx context.Context, tps []TopicPartition) (map[TopicPartition]*int64, error) {
+	topics := make([]string, len(tps))
+	parts := make([]int32, len(tps))
+	for i, tp := range tps {
+		topics[i], parts[i] = tp.Topic, tp.Partition
+	}
+	rows, err := s.pool.Query(ctx, sqlClaimOffsets, topics, parts)
+	if err != nil {
+		return nil, fmt.Errorf("claiming offsets: %w", err)
+	}
+	out := make(map[TopicPartition]*int64, len(tps))
+	var tp TopicPartition
+	var next *int64
+	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
+		out[tp] = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claiming offsets: %w", err)
+	}
+	return out, nil
+}
+
+var (
+	userEventCols = []string{"topic", "partition", "offset", "id", "event_type", "username", "user_email", "user_type", "organization_name", "received_at", "kafka_timestamp"}
+	orgEventCols  = []string{"topic", "partition", "offset", "organization_key", "organization_name", "organization_tier", "created_at", "kafka_timestamp"}
+	stageUserCols = []string{"id", "event_type", "username", "user_email", "user_type", "organization_name", "received_at", "source_partition", "source_offset"}
+	stageOrgCols  = []string{"organization_name", "organization_key", "organization_tier", "created_at", "source_partition", "source_offset"}
+)
+
+func userEventRows(topic string, us []event.User) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(us), func(i int) ([]any, error) {
+		u := &us[i]
+		return []any{topic, u.Pos.Partition, u.Pos.Offset, u.ID, u.Type.String(), u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt, u.LogTime}, nil
+	})
+}
+
+func stageUserRows(us []event.User) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(us), func(i int) ([]any, error) {
+		u := &us[i]
+		return []any{u.ID, u.Type.String(), u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt, u.Pos.Partition, u.Pos.Offset}, nil
+	})
+}
+
+func orgEventRows(topic string, os []event.Org) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(os), func(i int) ([]any, error) {
+		o := &os[i]
+		return []any{topic, o.Pos.Partition, o.Pos.Offset, o.Key, o.Name, o.Tier, o.CreatedAt, o.LogTime}, nil
+	})
+}
+
+func stageOrgRows(os []event.Org) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(os), func(i int) ([]any, error) {
+		o := &os[i]
+		return []any{o.Name, o.Key, o.Tier, o.CreatedAt, o.Pos.Partition, o.Pos.Offset}, nil
+	})
+}
