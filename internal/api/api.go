@@ -1,0 +1,342 @@
+// Package api serves the joined state over HTTP: GET /users/{name},
+// /health, /ready and /metrics. Errors are RFC 9457 problem details
+// (application/problem+json), mapped from Go errors in one place (fail).
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+// Config configures the HTTP server. Zero fields take the defaults.
+type Config struct {
+	// Addr to listen on. Default ":8080".
+	Addr string
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are
+	// the net/http server timeouts. Defaults 5s, 10s, 10s, 60s.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests. Default 10s.
+	ShutdownTimeout time.Duration
+	// MaxNameBytes is the longest accepted {name}. Default 256.
+	MaxNameBytes int
+	// MaxResults bounds the users returned for one name. Default 1000.
+	MaxResults int
+	// MaxInFlight bounds concurrent requests; past it the API answers 503
+	// at once. Default 1024.
+	MaxInFlight int
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	def(&c.ReadHeaderTimeout, 5*time.Second)
+	def(&c.ReadTimeout, 10*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.ShutdownTimeout, 10*time.Second)
+	if c.MaxNameBytes == 0 {
+		c.MaxNameBytes = 256
+	}
+	if c.MaxResults == 0 {
+		c.MaxResults = 1000
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1024
+	}
+	return c
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("http-addr %q: %w", c.Addr, err)
+	}
+	for name, d := range map[string]time.Duration{
+		"http-read-header-timeout": c.ReadHeaderTimeout, "http-read-timeout": c.ReadTimeout,
+		"http-write-timeout": c.WriteTimeout, "http-idle-timeout": c.IdleTimeout, "http-shutdown-timeout": c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s %s: must be positive", name, d)
+		}
+	}
+	if c.MaxNameBytes < 1 {
+		return fmt.Errorf("max-name-bytes %d: must be at least 1", c.MaxNameBytes)
+	}
+	if c.MaxResults < 1 {
+		return fmt.Errorf("max-results %d: must be at least 1", c.MaxResults)
+	}
+	if c.MaxInFlight < 1 {
+		return fmt.Errorf("max-in-flight %d: must be at least 1", c.MaxInFlight)
+	}
+	return nil
+}
+
+// Users is what the API reads. *store.Store implements it.
+type Users interface {
+	UsersByName(ctx context.Context, name string, limit int) ([]store.Profile, error)
+	Ping(ctx context.Context) error
+}
+
+// Server is the HTTP API. Its handler is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	users    Users
+	joined   func() bool
+	gatherer prometheus.Gatherer
+	log      *slog.Logger
+	inFlight chan struct{}
+	ln       net.Listener
+	stopping chan struct{}
+}
+
+// New validates cfg and returns a Server. joined reports whether the consumer
+// is in its group (nil: always). gatherer serves /metrics (nil: no /metrics).
+func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if joined == nil {
+		joined = func() bool { return true }
+	}
+	return &Server{
+		cfg: cfg, users: users, joined: joined, gatherer: gatherer, log: logger,
+		inFlight: make(chan struct{}, cfg.MaxInFlight),
+		stopping: make(chan struct{}),
+	}, nil
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/users/{name}", s.getUsers)
+	mux.HandleFunc("/health", s.health)
+	mux.HandleFunc("/ready", s.ready)
+	if s.gatherer != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &problem{status: http.StatusNotFound, detail: "no such resource: " + r.URL.Path})
+	})
+	return s.limit(mux)
+}
+
+// Listen binds cfg.Addr. Call it before Run to fail fast on a taken port and
+// to learn the address when Addr has port 0.
+func (s *Server) Listen() (net.Addr, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// Run serves until ctx is canceled, then drains in-flight requests for up to
+// ShutdownTimeout. It calls Listen if the caller has not.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if _, err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.log.Info("http api listening", "addr", s.ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down http: %w", err)
+	}
+	s.log.Info("http api stopped")
+	return nil
+}
+
+// Stopping makes /ready answer 503 from now on: the process is shutting down.
+func (s *Server) Stopping() {
+	select {
+	case <-s.stopping:
+	default:
+		close(s.stopping)
+	}
+}
+
+func (s *Server) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.inFlight <- struct{}{}:
+			defer func() { <-s.inFlight }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "too many requests in flight"})
+		}
+	})
+}
+
+func (s *Server) getUsers(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r, s) {
+		return
+	}
+	name := r.PathValue("name")
+	switch {
+	case name == "":
+		s.fail(w, r, &problem{status: http.StatusBadRequest, detail: "name must not be empty"})
+		return
+	case len(name) > s.cfg.MaxNameBytes:
+		s.fail(w, r, &problem{status: http.StatusBadRequest, detail: fmt.Sprintf("name is %d bytes, over the limit of %d", len(name), s.cfg.MaxNameBytes)})
+		return
+	case !utf8.ValidString(name):
+		s.fail(w, r, &problem{status: http.StatusBadRequest, detail: "name is not valid UTF-8"})
+		return
+	case containsNUL(name):
+		s.fail(w, r, &problem{status: http.StatusBadRequest, detail: "name must not contain NUL"})
+		return
+	}
+	users, err := s.users.UsersByName(r.Context(), name, s.cfg.MaxResults)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if users == nil {
+		users = []store.Profile{}
+	}
+	writeJSON(w, http.StatusOK, users)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r, s) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if !allowGet(w, r, s) {
+		return
+	}
+	select {
+	case <-s.stopping:
+		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "shutting down"})
+		return
+	default:
+	}
+	if err := s.users.Ping(r.Context()); err != nil {
+		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "postgres is not answering", err: err})
+		return
+	}
+	if !s.joined() {
+		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "the consumer has not joined its group"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "READY"})
+}
+
+func allowGet(w http.ResponseWriter, r *http.Request, s *Server) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	s.fail(w, r, &problem{status: http.StatusMethodNotAllowed, detail: r.Method + " is not allowed here"})
+	return false
+}
+
+func containsNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// problem is an error with an HTTP status.
+type problem struct {
+	status int
+	detail string
+	err    error
+}
+
+func (p *problem) Error() string { return p.detail }
+func (p *problem) Unwrap() error { return p.err }
+
+// problemJSON is the RFC 9457 body.
+type problemJSON struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// fail is the one place errors become HTTP statuses: a *problem keeps its
+// status, a database that cannot be reached or timed out is 503, and
+// anything else is a logged 500 whose detail is not shown.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, detail := http.StatusInternalServerError, "internal error"
+	var p *problem
+	switch {
+	case errors.As(err, &p):
+		status, detail = p.status, p.detail
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return // the client went away
+	case store.Classify(err) == store.Unavailable:
+		status, detail = http.StatusServiceUnavailable, "the database is unavailable; try again"
+		w.Header().Set("Retry-After", "1")
+	}
+	if status >= 500 {
+		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problemJSON{
+		Type:     "about:blank",
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Instance: r.URL.EscapedPath(),
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

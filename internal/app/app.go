@@ -1,0 +1,133 @@
+// Package app wires the pipeline and the API into one process and owns the
+// shutdown order: stop polling, finish and commit the batch in flight, close
+// the Kafka client, close the PostgreSQL pool, then shut down HTTP (which
+// answers /ready with 503 from the moment shutdown begins).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamjoin/streamjoin/internal/api"
+	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+// Config is the whole process's configuration.
+type Config struct {
+	Store  store.Config
+	Ingest ingest.Config
+	API    api.Config
+}
+
+// WithDefaults fills every component's defaults.
+func (c Config) WithDefaults() Config {
+	c.Store = c.Store.WithDefaults()
+	c.Ingest = c.Ingest.WithDefaults()
+	c.API = c.API.WithDefaults()
+	return c
+}
+
+// Validate validates every component.
+func (c Config) Validate() error {
+	return errors.Join(c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
+}
+
+// Run starts the pipeline and the API and blocks until ctx is canceled or a
+// component fails. onListening, if not nil, is called with the API's address
+// once it is bound. Run returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(net.Addr)) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Store, logger)
+	if err != nil {
+		return err
+	}
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			st.Close()
+		}
+	}()
+	if err := Migrate(ctx, st, logger); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	consumer, err := ingest.New(cfg.Ingest, st, ingest.NewMetrics(reg), logger.With("component", "ingest"))
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(cfg.API, st, consumer.Joined, reg, logger.With("component", "api"))
+	if err != nil {
+		return err
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	if onListening != nil {
+		onListening(addr)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	ingestDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(ingestDone)
+		return consumer.Run(gctx)
+	})
+	g.Go(func() error { return srv.Run(httpCtx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("shutting down")
+		srv.Stopping()
+		<-ingestDone
+		st.Close()
+		storeClosed = true
+		logger.Info("postgres pool closed")
+		stopHTTP()
+		return nil
+	})
+	return g.Wait()
+}
+
+// Migrate applies the migrations, waiting for PostgreSQL while it is
+// unreachable. Errors PostgreSQL answers with (bad credentials, a failed
+// migration) are returned at once.
+func Migrate(ctx context.Context, st *store.Store, logger *slog.Logger) error {
+	for attempt := 0; ; attempt++ {
+		n, err := st.Migrate(ctx)
+		if err == nil {
+			if n > 0 {
+				logger.Info("migrations applied", "count", n, "schema", st.Schema())
+			}
+			return nil
+		}
+		if store.Classify(err) != store.Unavailable || ctx.Err() != nil {
+			return err
+		}
+		d := min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)
+		logger.Warn("postgres unavailable; retrying migrations", "retry_in", d, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migrating: %w", ctx.Err())
+		case <-time.After(d):
+		}
+	}
+}

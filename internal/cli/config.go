@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/streamjoin/streamjoin/internal/api"
+	"github.com/streamjoin/streamjoin/internal/app"
+	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+const envPrefix = "STREAMJOIN_"
+
+// envName is the environment variable of a flag: --http-addr is
+// STREAMJOIN_HTTP_ADDR.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// documentEnv appends each flag's environment variable to its usage, so that
+// --help documents every way to set it.
+func documentEnv(fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || f.Name == "config" {
+			return
+		}
+		f.Usage += " [" + envName(f.Name) + "]"
+	})
+}
+
+// applyConfig fills the flags that were not given on the command line from
+// the environment (STREAMJOIN_*) and then from the YAML file named by
+// --config, in that order of precedence. Values go through the flags' own
+// parsers, so a bad value fails with the flag's name. Unknown keys in the
+// file are an error.
+func applyConfig(fs *pflag.FlagSet, configPath string) error {
+	k := koanf.New(".")
+	if configPath != "" {
+		if err := k.Load(file.Provider(configPath), yaml.Parser()); err != nil {
+			return fmt.Errorf("config file %s: %w", configPath, err)
+		}
+		var unknown []string
+		for _, key := range k.Keys() {
+			top, _, _ := strings.Cut(key, ".")
+			if f := fs.Lookup(top); f == nil || top == "config" {
+				unknown = append(unknown, key)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return fmt.Errorf("config file %s: unknown setting(s) %s (see --help)", configPath, strings.Join(unknown, ", "))
+		}
+	}
+	envVals := koanf.New(".")
+	if err := envVals.Load(env.Provider(envPrefix, ".", func(k string) string {
+		return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, envPrefix)), "_", "-")
+	}), nil); err != nil {
+		return fmt.Errorf("reading environment: %w", err)
+	}
+	var errs []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "config" {
+			return
+		}
+		source, val, ok := "", "", false
+		if envVals.Exists(f.Name) {
+			source, val, ok = envName(f.Name), envVals.String(f.Name), true
+		} else if k.Exists(f.Name) {
+			source, val, ok = "config file key "+f.Name, configString(k.Get(f.Name)), true
+		}
+		if !ok {
+			return
+		}
+		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
+			if err := sv.Replace(splitList(val)); err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: %v", source, val, err))
+			}
+			return
+		}
+		if err := f.Value.Set(val); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q (--%s): %v", source, val, f.Name, err))
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid setting: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func configString(v any) string {
+	switch v := v.(type) {
+	case []any:
+		parts := make([]string, len(v))
+		for i, p := range v {
+			parts[i] = fmt.Sprint(p)
+		}
+		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func storeFlags(fs *pflag.FlagSet, c *store.Config) {
+	fs.StringVar(&c.DSN, "postgres", "", "PostgreSQL connection string (URL or key=value)")
+	fs.StringVar(&c.Schema, "schema", store.DefaultSchema, "PostgreSQL schema holding streamjoin's tables")
+	fs.Int32Var(&c.MaxConns, "pg-max-conns", store.DefaultMaxConns, "maximum PostgreSQL connections")
+	fs.DurationVar(&c.QueryTimeout, "query-timeout", store.DefaultQueryTimeout, "timeout of each API read and readiness ping")
+}
+
+func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
+	d := ingest.DefaultConfig()
+	fs.StringSliceVar(&c.Brokers, "brokers", nil, "Kafka seed brokers, host:port, comma-separated")
+	fs.StringVar(&c.Group, "group", d.Group, "Kafka consumer group")
+	fs.StringVar(&c.UserTopic, "user-topic", d.UserTopic, "topic of user events")
+	fs.StringVar(&c.OrgTopic, "org-topic", d.OrgTopic, "topic of organization events")
+	fs.StringVar(&c.DLQSuffix, "dlq-suffix", d.DLQSuffix, "suffix naming each source topic's dead-letter topic")
+	fs.BoolVar(&c.CreateTopics, "create-topics", d.CreateTopics, "create missing source and dead-letter topics at start")
+	fs.Int32Var(&c.Partitions, "partitions", d.Partitions, "partition count of topics streamjoin creates")
+	fs.Int16Var(&c.ReplicationFactor, "replication-factor", d.ReplicationFactor, "replication factor of created topics (-1: broker default)")
+	fs.StringVar(&c.StartOffset, "start-offset", d.StartOffset, "where partitions with no stored offset start: earliest or latest")
+	fs.IntVar(&c.MaxPollRecords, "max-poll-records", d.MaxPollRecords, "most records in one batch (one transaction)")
+	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "larger record values go to the dead-letter topic")
+	fs.DurationVar(&c.RetryBackoffMax, "retry-backoff-max", d.RetryBackoffMax, "cap of the backoff between retries of a failed write")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long the batch in flight may take to commit at shutdown")
+}
+
+func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
+	d := api.Config{Addr: defaultAddr}.WithDefaults()
+	fs.StringVar(&c.Addr, "http-addr", d.Addr, "address the HTTP API listens on")
+	fs.DurationVar(&c.ReadHeaderTimeout, "http-read-header-timeout", d.ReadHeaderTimeout, "HTTP read header timeout")
+	fs.DurationVar(&c.ReadTimeout, "http-read-timeout", d.ReadTimeout, "HTTP read timeout")
+	fs.DurationVar(&c.WriteTimeout, "http-write-timeout", d.WriteTimeout, "HTTP write timeout")
+	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", d.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.DurationVar(&c.ShutdownTimeout, "http-shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may drain at shutdown")
+	fs.IntVar(&c.MaxNameBytes, "max-name-bytes", d.MaxNameBytes, "longest accepted user name in GET /users/{name}")
+	fs.IntVar(&c.MaxResults, "max-results", d.MaxResults, "most users returned for one name")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", d.MaxInFlight, "most concurrent HTTP requests; past it the API answers 503")
+}
+
+func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
+	storeFlags(fs, &c.Store)
+	ingestFlags(fs, &c.Ingest)
+	apiFlags(fs, &c.API, defaultAddr)
+}
+
+type logConfig struct {
+	level  string
+	format string
+}
+
+func logFlags(fs *pflag.FlagSet, c *logConfig) {
+	fs.StringVar(&c.level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.format, "log-format", "text", "log format: text or json")
+}
+
+func (c logConfig) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.level)); err != nil {
+		return nil, fmt.Errorf("log-level %q: want debug, info, warn or error", c.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format %q: want text or json", c.format)
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamjoin/streamjoin/internal/app"
+	"github.com/streamjoin/streamjoin/internal/devenv"
+	"github.com/streamjoin/streamjoin/internal/produce"
+	"github.com/streamjoin/streamjoin/internal/sample"
+)
+
+func newDevCmd() *cobra.Command {
+	var (
+		cfg        app.Config
+		logCfg     logConfig
+		configPath string
+		kafkaAddr  string
+		dataDir    string
+		loadSample bool
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything embedded: a Kafka-protocol broker, a private PostgreSQL, the pipeline and the API",
+		Long: `dev starts an in-process Kafka-protocol broker (any Kafka client can use it
+at --kafka-addr), a private PostgreSQL cluster in --data-dir (unless --postgres
+is given), the pipeline and the API. State survives restarts in --data-dir.
+SIGINT or SIGTERM stops everything cleanly.`,
+		Example: `  streamjoin dev --sample
+  curl localhost:8080/users/Ripley`,
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker (127.0.0.1 only)")
+	fs.StringVar(&dataDir, "data-dir", ".streamjoin", "directory for the broker's and PostgreSQL's data")
+	fs.BoolVar(&loadSample, "sample", false, "produce the sample dataset at start")
+	appFlags(fs, &cfg, "127.0.0.1:8080")
+	logFlags(fs, &logCfg)
+	_ = fs.MarkHidden("brokers") // dev's broker is --kafka-addr
+	documentEnv(fs)
+	withConfig(cmd, &configPath, func(cmd *cobra.Command) error {
+		logger, err := logCfg.logger()
+		if err != nil {
+			return err
+		}
+		return runDev(cmd, cfg, logger, kafkaAddr, dataDir, loadSample)
+	})
+	return cmd
+}
+
+func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, dataDir string, loadSample bool) error {
+	ctx := cmd.Context()
+	cfg.Ingest.Brokers = []string{kafkaAddr}
+	cfg = cfg.WithDefaults()
+	if cfg.Store.DSN == "" {
+		cfg.Store.DSN = "postgres://placeholder" // validated below, replaced once PostgreSQL is up
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("data-dir %s: %w", dataDir, err)
+	}
+
+	broker, err := devenv.StartKafka(devenv.KafkaConfig{Addr: kafkaAddr, Dir: filepath.Join(dataDir, "kafka"), Partitions: int(cfg.Ingest.Partitions)}, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		broker.Close()
+		logger.Info("embedded Kafka broker stopped")
+	}()
+
+	if !cmd.Flags().Changed("postgres") && os.Getenv(envName("postgres")) == "" {
+		pgDir := filepath.Join(dataDir, "postgres")
+		if !devenv.PostgresReachable(pgDir) {
+			abs, _ := filepath.Abs(pgDir)
+			pgDir = filepath.Join(os.TempDir(), "streamjoin-dev-postgres-"+fmt.Sprintf("%x", hash(abs)))
+			logger.Warn("running as root and the data dir is not reachable by the postgres user; keeping PostgreSQL's data elsewhere", "dir", pgDir)
+		}
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresConfig{Dir: pgDir}, logger)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pg.Stop(); err != nil {
+				logger.Error("stopping postgres", "err", err)
+			} else {
+				logger.Info("private PostgreSQL stopped")
+			}
+		}()
+		cfg.Store.DSN = pg.DSN
+	}
+
+	onListening := func(addr net.Addr) {
+		host, port, _ := net.SplitHostPort(addr.String())
+		if host == "::" || host == "0.0.0.0" || host == "" {
+			host = "localhost"
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), `
+streamjoin dev is up
+  Kafka broker : %s   (topics %s, %s; dead letters in *%s)
+  PostgreSQL   : %s   (schema %s)
+  HTTP API     : http://%s
+  try          : curl http://%s/users/Ripley
+  stop         : Ctrl-C
+`, kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic, cfg.Ingest.DLQSuffix, cfg.Store.DSN, cfg.Store.Schema,
+			net.JoinHostPort(host, port), net.JoinHostPort(host, port))
+	}
+
+	if loadSample {
+		go func() {
+			if err := produceSample(ctx, kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic); err != nil && ctx.Err() == nil {
+				logger.Error("producing the sample dataset", "err", err)
+				return
+			}
+			logger.Info("sample dataset produced", "user_events", len(sample.UserEvents), "org_events", len(sample.OrgEvents))
+		}()
+	}
+	return app.Run(ctx, cfg, logger, onListening)
+}
+
+// produceSample sends the sample events, keyed by event time as the seed
+// does, so one user's events land on different partitions.
+func produceSample(ctx context.Context, broker, userTopic, orgTopic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, t := range []struct {
+		topic  string
+		values []json.RawMessage
+		key    string
+	}{{userTopic, sample.UserEvents, "received_at"}, {orgTopic, sample.OrgEvents, "created_at"}} {
+		if _, err := produce.Records(ctx, cl, t.topic, t.values, t.key, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}

@@ -1,0 +1,162 @@
+// Package ingest consumes the user and organization topics with franz-go and
+// writes each poll to PostgreSQL as one exactly-once batch. Invalid records
+// go to a dead-letter topic with their reason.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/event"
+)
+
+// Config configures the consumer. Zero fields take the defaults below
+// (WithDefaults); Validate names the first bad setting by its flag.
+type Config struct {
+	// Brokers are the seed brokers, host:port. Required.
+	Brokers []string
+	// Group is the Kafka consumer group. Default "streamjoin".
+	Group string
+	// UserTopic and OrgTopic are the source topics. Defaults "user_events"
+	// and "org_events".
+	UserTopic string
+	OrgTopic  string
+	// DLQSuffix names each source's dead-letter topic. Default ".dlq".
+	DLQSuffix string
+	// CreateTopics creates missing source and dead-letter topics at start.
+	CreateTopics bool
+	// Partitions is the partition count of topics streamjoin creates.
+	// Default 6. Dead-letter topics get as many as their source.
+	Partitions int32
+	// ReplicationFactor of created topics; -1 uses the broker default.
+	ReplicationFactor int16
+	// StartOffset is where a partition with no stored offset starts:
+	// "earliest" (default) or "latest". It is also the reset offset.
+	StartOffset string
+	// MaxPollRecords bounds one batch. Default 5000.
+	MaxPollRecords int
+	// MaxValueBytes rejects larger record values. Default 1 MiB.
+	MaxValueBytes int
+	// RetryBackoffMax caps the exponential backoff between retries of a
+	// failed Postgres write or DLQ produce. Default 10s.
+	RetryBackoffMax time.Duration
+	// ShutdownTimeout bounds how long the batch in flight may take to
+	// commit after shutdown begins. Default 30s.
+	ShutdownTimeout time.Duration
+	// ClientID is sent to the brokers. Default "streamjoin".
+	ClientID string
+}
+
+// Defaults.
+const (
+	DefaultGroup           = "streamjoin"
+	DefaultUserTopic       = "user_events"
+	DefaultOrgTopic        = "org_events"
+	DefaultDLQSuffix       = ".dlq"
+	DefaultPartitions      = 6
+	DefaultMaxPollRecords  = 5000
+	DefaultRetryBackoffMax = 10 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// DefaultConfig returns the defaults, with topic creation on.
+func DefaultConfig() Config {
+	return Config{CreateTopics: true, ReplicationFactor: -1}.WithDefaults()
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	set := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	set(&c.Group, DefaultGroup)
+	set(&c.UserTopic, DefaultUserTopic)
+	set(&c.OrgTopic, DefaultOrgTopic)
+	set(&c.DLQSuffix, DefaultDLQSuffix)
+	set(&c.StartOffset, "earliest")
+	set(&c.ClientID, "streamjoin")
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = -1
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = DefaultMaxPollRecords
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = event.DefaultMaxValueBytes
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = DefaultRetryBackoffMax
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return c
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("brokers: at least one broker is required")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("brokers: %q is not host:port", b)
+		}
+	}
+	for flag, topic := range map[string]string{"user-topic": c.UserTopic, "org-topic": c.OrgTopic} {
+		if err := validTopic(topic); err != nil {
+			return fmt.Errorf("%s %q: %w", flag, topic, err)
+		}
+	}
+	if c.UserTopic == c.OrgTopic {
+		return fmt.Errorf("user-topic and org-topic are both %q", c.UserTopic)
+	}
+	if c.DLQSuffix == "" || validTopic("x"+c.DLQSuffix) != nil {
+		return fmt.Errorf("dlq-suffix %q: must be non-empty and make a valid topic name", c.DLQSuffix)
+	}
+	if c.Group == "" {
+		return errors.New("group: must not be empty")
+	}
+	if c.Partitions < 1 {
+		return fmt.Errorf("partitions %d: must be at least 1", c.Partitions)
+	}
+	if c.ReplicationFactor < -1 || c.ReplicationFactor == 0 {
+		return fmt.Errorf("replication-factor %d: must be -1 (broker default) or at least 1", c.ReplicationFactor)
+	}
+	if c.StartOffset != "earliest" && c.StartOffset != "latest" {
+		return fmt.Errorf("start-offset %q: must be earliest or latest", c.StartOffset)
+	}
+	if c.MaxPollRecords < 1 {
+		return fmt.Errorf("max-poll-records %d: must be at least 1", c.MaxPollRecords)
+	}
+	if c.MaxValueBytes < 1 {
+		return fmt.Errorf("max-value-bytes %d: must be at least 1", c.MaxValueBytes)
+	}
+	if c.RetryBackoffMax <= 0 {
+		return fmt.Errorf("retry-backoff-max %s: must be positive", c.RetryBackoffMax)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("shutdown-timeout %s: must be positive", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+func validTopic(t string) error {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return errors.New("not a valid topic name")
+	}
+	if strings.IndexFunc(t, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) >= 0 {
+		return errors.New("topic names use only letters, digits, '.', '_' and '-'")
+	}
+	return nil
+}

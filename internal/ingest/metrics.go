@@ -1,0 +1,44 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the consumer's Prometheus metrics. Create them once per
+// registry with NewMetrics; they are safe for concurrent use.
+type Metrics struct {
+	records      *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	batches      prometheus.Counter
+	batchSeconds prometheus.Histogram
+	writeErrors  *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (if not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamjoin_ingest_records_total",
+			Help: "Records consumed, by topic and outcome (valid, dead_letter, skipped).",
+		}, []string{"topic", "outcome"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamjoin_ingest_dead_letters_total",
+			Help: "Records sent to the dead-letter topic, by source topic and reason code.",
+		}, []string{"topic", "code"}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamjoin_ingest_batches_total",
+			Help: "Batches committed to PostgreSQL.",
+		}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "streamjoin_ingest_batch_seconds",
+			Help:    "Time from poll to commit of a batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamjoin_ingest_write_errors_total",
+			Help: "Failed batch writes, by class (conflict, unavailable, fenced, permanent).",
+		}, []string{"class"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.deadLetters, m.batches, m.batchSeconds, m.writeErrors)
+	}
+	return m
+}
