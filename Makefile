@@ -1,0 +1,44 @@
+# streamjoin: `make dev` runs everything embedded, `make test` runs every test.
+GO       ?= go
+BIN      := bin/streamjoin
+PKGS     := ./...
+
+.PHONY: all build dev test test-short bench fuzz vet fmt postgres clean
+
+all: build
+
+## build: the static binary in bin/streamjoin
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/streamjoin
+
+## postgres: install PostgreSQL's server binaries if they are missing
+postgres:
+	@scripts/ensure-postgres.sh
+
+## dev: embedded Kafka broker + private PostgreSQL + pipeline + API + sample data
+dev: postgres build
+	./$(BIN) dev --sample
+
+## test: vet, every test (unit and integration, against kfake and a private
+## PostgreSQL), the fuzz corpora, and each benchmark once so they keep working
+test: postgres vet
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+## bench: the hot-path microbenchmarks
+bench: postgres
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem $(PKGS)
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzDecodeOrg$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzUsersPath$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin .streamjoin

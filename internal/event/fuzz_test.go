@@ -1,0 +1,68 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"unicode/utf8"
+)
+
+var fuzzSeeds = []string{
+	`{"id":"a","event_type":"User Created","username":"x","user_email":"e","user_type":"Admin","organization_name":"o","received_at":"2020-12-08 20:03:16.759617"}`,
+	`{"id":"a","event_type":"User Deleted","received_at":"2020-12-08T20:03:16Z"}`,
+	`{"organization_key":"k","organization_name":"o","organization_tier":"gold","created_at":"2020-12-08 20:03:16"}`,
+	`[1,2]`, `null`, `"s"`, `{`, `{"id":1}`, "\xff",
+}
+
+// checkDecoded holds for every input: no panic, and either a valid event
+// whose text fields are valid UTF-8, or an *Error with a code and message.
+func checkDecoded(t *testing.T, err error, texts ...*string) {
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) || e.Code == "" || e.Msg == "" {
+			t.Fatalf("error is not a coded *Error: %v", err)
+		}
+		if !utf8.ValidString(e.Error()) {
+			t.Fatalf("reason is not UTF-8: %q", e.Error())
+		}
+		return
+	}
+	for _, s := range texts {
+		if s != nil && !utf8.ValidString(*s) {
+			t.Fatalf("decoded text is not UTF-8: %q", *s)
+		}
+	}
+}
+
+func FuzzDecodeUser(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	d := NewDecoder(0)
+	f.Fuzz(func(t *testing.T, value []byte) {
+		u, err := d.User(value, Position{})
+		checkDecoded(t, err, &u.ID, u.Username, u.Email, u.UserType, u.OrganizationName)
+		if err == nil {
+			if u.ID == "" || u.ReceivedAt.IsZero() || (u.Type != UserDeleted && (u.Username == nil || *u.Username == "")) {
+				t.Fatalf("accepted an invalid user event: %+v", u)
+			}
+			if !json.Valid(value) {
+				t.Fatalf("accepted invalid JSON: %q", value)
+			}
+		}
+	})
+}
+
+func FuzzDecodeOrg(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	d := NewDecoder(0)
+	f.Fuzz(func(t *testing.T, value []byte) {
+		o, err := d.Org(value, Position{})
+		checkDecoded(t, err, &o.Name, o.Key, o.Tier)
+		if err == nil && (o.Name == "" || o.CreatedAt.IsZero() || !json.Valid(value)) {
+			t.Fatalf("accepted an invalid org event: %+v from %q", o, value)
+		}
+	})
+}
