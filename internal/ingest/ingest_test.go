@@ -1,0 +1,439 @@
+package ingest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+type env struct {
+	broker string
+	st     *store.Store
+	schema string
+}
+
+func setup(t *testing.T, opts ...kfake.Opt) *env {
+	t.Helper()
+	ctx := context.Background()
+	broker, _ := testenv.Kafka(t, opts...)
+	schema := testenv.Schema(t)
+	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: schema}, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &env{broker: broker, st: st, schema: schema}
+}
+
+func (e *env) config(maxPoll int) ingest.Config {
+	return ingest.Config{
+		Brokers:         []string{e.broker},
+		Group:           "g",
+		CreateTopics:    true,
+		Partitions:      6,
+		MaxPollRecords:  maxPoll,
+		RetryBackoffMax: 200 * time.Millisecond,
+	}
+}
+
+// start runs a consumer until the returned stop function is called.
+func (e *env) start(t *testing.T, cfg ingest.Config) (stop func()) {
+	t.Helper()
+	c, err := ingest.New(cfg, e.st, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("consumer Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("consumer did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// --- workload and oracle -------------------------------------------------
+
+type rec struct {
+	value   []byte
+	invalid bool
+	// parsed fields, for the oracle (valid records only)
+	id, typ, username, email, userType, org string
+	at                                      time.Time
+	orgName, tier                           string
+	// where it landed
+	partition int32
+	offset    int64
+}
+
+var rank = map[string]int{"User Created": 0, "User Updated": 1, "User Deleted": 2}
+
+// workload makes user and org events with many ties, out-of-order arrival,
+// duplicates and invalid records. It knows which records are invalid by
+// construction, not by running the decoder.
+func workload(seed uint64, nUsers, nEvents, nOrgs, nOrgEvents int) (users, orgs []*rec) {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	base := time.Date(2021, 3, 1, 0, 0, 0, 0, time.UTC)
+	when := func() time.Time { return base.Add(time.Duration(r.IntN(60)) * time.Minute) }
+	orgName := func() string { return fmt.Sprintf("org-%d", r.IntN(nOrgs+3)) } // some orgs never arrive
+	types := []string{"User Created", "User Updated", "User Deleted"}
+	for i := 0; i < nEvents; i++ {
+		if r.IntN(100) < 3 {
+			bad := []string{
+				`{"id":"x","event_type":"User Created","username":"","received_at":"2021-03-01 00:00:00"}`,
+				`{"id":"x","event_type":"User Exploded","username":"a","received_at":"2021-03-01 00:00:00"}`,
+				`{"id":"x","event_type":"User Created","username":"a","received_at":"not a time"}`,
+				`{"id":"x","event_type":"User Created","username":5,"received_at":"2021-03-01 00:00:00"}`,
+				`{"id":"x",`,
+				`[]`,
+			}
+			users = append(users, &rec{value: []byte(bad[r.IntN(len(bad))]), invalid: true})
+			continue
+		}
+		id := fmt.Sprintf("user-%d", r.IntN(nUsers))
+		u := &rec{id: id, typ: types[r.IntN(3)], username: fmt.Sprintf("name-%d", r.IntN(nUsers/2)), // shared names
+			email: fmt.Sprintf("%s-%d@example.com", id, i), userType: []string{"Admin", "User", "Creator"}[r.IntN(3)],
+			org: orgName(), at: when()}
+		u.value, _ = json.Marshal(map[string]any{
+			"id": u.id, "event_type": u.typ, "username": u.username, "user_email": u.email,
+			"user_type": u.userType, "organization_name": u.org, "received_at": u.at.Format("2006-01-02 15:04:05.000000"),
+		})
+		users = append(users, u)
+		if r.IntN(100) < 2 { // an exact duplicate
+			dup := *u
+			users = append(users, &dup)
+		}
+	}
+	for i := 0; i < nOrgEvents; i++ {
+		if r.IntN(100) < 3 {
+			orgs = append(orgs, &rec{value: []byte(`{"organization_key":"k","created_at":"2021-03-01 00:00:00"}`), invalid: true})
+			continue
+		}
+		o := &rec{orgName: fmt.Sprintf("org-%d", r.IntN(nOrgs)), tier: []string{"gold", "silver", "bronze"}[r.IntN(3)], at: when()}
+		o.value, _ = json.Marshal(map[string]any{"organization_key": "k-" + o.orgName, "organization_name": o.orgName, "organization_tier": o.tier, "created_at": o.at.Format(time.RFC3339)})
+		orgs = append(orgs, o)
+	}
+	r.Shuffle(len(users), func(i, j int) { users[i], users[j] = users[j], users[i] })
+	r.Shuffle(len(orgs), func(i, j int) { orgs[i], orgs[j] = orgs[j], orgs[i] })
+	return users, orgs
+}
+
+// produce sends the records keyed by event time, as the seed does, so one
+// user's events land on different partitions, and records where each landed.
+func produce(t *testing.T, broker, topic string, recs []*rec) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	krs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		krs[i] = &kgo.Record{Key: []byte(r.at.String() + strconv.Itoa(i%7)), Value: r.value}
+	}
+	res := cl.ProduceSync(context.Background(), krs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for i, kr := range krs {
+		recs[i].partition, recs[i].offset = kr.Partition, kr.Offset
+	}
+}
+
+type userState struct {
+	Deleted                                  bool
+	EventType                                string
+	ReceivedAt                               time.Time
+	Username, Email, UserType, Organization *string
+}
+
+// oracle computes the expected users and organizations by sorting each key's
+// valid events by (time, type precedence, partition, offset) and taking the
+// last. Fields of a live user come from its winning event.
+func oracle(users, orgs []*rec) (map[string]userState, map[string]string) {
+	byID := map[string][]*rec{}
+	for _, u := range users {
+		if !u.invalid {
+			byID[u.id] = append(byID[u.id], u)
+		}
+	}
+	wantUsers := map[string]userState{}
+	for id, evs := range byID {
+		sort.Slice(evs, func(i, j int) bool {
+			a, b := evs[i], evs[j]
+			if !a.at.Equal(b.at) {
+				return a.at.Before(b.at)
+			}
+			if rank[a.typ] != rank[b.typ] {
+				return rank[a.typ] < rank[b.typ]
+			}
+			if a.partition != b.partition {
+				return a.partition < b.partition
+			}
+			return a.offset < b.offset
+		})
+		w := evs[len(evs)-1]
+		s := userState{Deleted: w.typ == "User Deleted", EventType: w.typ, ReceivedAt: w.at}
+		if !s.Deleted {
+			s.Username, s.Email, s.UserType, s.Organization = &w.username, &w.email, &w.userType, &w.org
+		}
+		wantUsers[id] = s
+	}
+	best := map[string]*rec{}
+	for _, o := range orgs {
+		if o.invalid {
+			continue
+		}
+		b := best[o.orgName]
+		if b == nil || o.at.After(b.at) || (o.at.Equal(b.at) && (o.partition > b.partition || o.partition == b.partition && o.offset > b.offset)) {
+			best[o.orgName] = o
+		}
+	}
+	wantOrgs := map[string]string{}
+	for name, o := range best {
+		wantOrgs[name] = o.tier
+	}
+	return wantUsers, wantOrgs
+}
+
+// --- checks ---------------------------------------------------------------
+
+func (e *env) conn(t *testing.T) *pgx.Conn { return testenv.Conn(t) }
+
+// waitCaughtUp waits until the stored offsets cover every produced record.
+func (e *env) waitCaughtUp(t *testing.T, recs map[string][]*rec) {
+	t.Helper()
+	want := map[string]int64{}
+	for topic, rs := range recs {
+		ends := map[int32]int64{}
+		for _, r := range rs {
+			ends[r.partition] = max(ends[r.partition], r.offset+1)
+		}
+		for _, end := range ends {
+			want[topic] += end
+		}
+	}
+	conn := e.conn(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := map[string]int64{}
+		rows, _ := conn.Query(context.Background(), "SELECT topic, coalesce(sum(next_offset), 0)::bigint FROM "+e.schema+".kafka_offsets GROUP BY topic")
+		var topic string
+		var sum int64
+		_, err := pgx.ForEachRow(rows, []any{&topic, &sum}, func() error { got[topic] = sum; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmp.Equal(want, got) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored offsets did not reach the end within 60s: got %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) checkState(t *testing.T, users, orgs []*rec) {
+	t.Helper()
+	ctx := context.Background()
+	conn := e.conn(t)
+	wantUsers, wantOrgs := oracle(users, orgs)
+
+	gotUsers := map[string]userState{}
+	rows, _ := conn.Query(ctx, "SELECT id, deleted, event_type, received_at, username, user_email, user_type, organization_name FROM "+e.schema+".users")
+	var id string
+	var s userState
+	_, err := pgx.ForEachRow(rows, []any{&id, &s.Deleted, &s.EventType, &s.ReceivedAt, &s.Username, &s.Email, &s.UserType, &s.Organization}, func() error {
+		s.ReceivedAt = s.ReceivedAt.UTC()
+		if s.Deleted { // a tombstone's other fields are informational
+			s.Username, s.Email, s.UserType, s.Organization = nil, nil, nil, nil
+		}
+		gotUsers[id] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantUsers, gotUsers); diff != "" {
+		t.Errorf("users differ from the oracle (-want +got):\n%s", diff)
+	}
+
+	gotOrgs := map[string]string{}
+	rows, _ = conn.Query(ctx, "SELECT organization_name, organization_tier FROM "+e.schema+".organizations")
+	var name, tier string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &tier}, func() error { gotOrgs[name] = tier; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantOrgs, gotOrgs); diff != "" {
+		t.Errorf("organizations differ from the oracle (-want +got):\n%s", diff)
+	}
+
+	// Each raw log holds exactly the valid records, each once.
+	for table, rs := range map[string][]*rec{"user_events": users, "org_events": orgs} {
+		want := map[string]bool{}
+		for _, r := range rs {
+			if !r.invalid {
+				want[fmt.Sprintf("%d/%d", r.partition, r.offset)] = true
+			}
+		}
+		got := map[string]bool{}
+		var n int
+		rows, _ := conn.Query(ctx, "SELECT partition, \"offset\" FROM "+e.schema+"."+table)
+		var p int32
+		var o int64
+		if _, err := pgx.ForEachRow(rows, []any{&p, &o}, func() error { n++; got[fmt.Sprintf("%d/%d", p, o)] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(want) || !cmp.Equal(want, got) {
+			t.Errorf("%s: %d rows (%d distinct), want exactly the %d valid records", table, n, len(got), len(want))
+		}
+	}
+}
+
+type deadLetter struct {
+	headers map[string]string
+	value   string
+}
+
+// readDLQ reads every record of a dead-letter topic.
+func readDLQ(t *testing.T, broker, topic string, atLeast int) []deadLetter {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []deadLetter
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(out) < atLeast {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			out = append(out, deadLetter{headers: h, value: string(r.Value)})
+		})
+	}
+	// Drain anything more that is already there.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	cl.PollFetches(ctx2).EachRecord(func(r *kgo.Record) { out = append(out, deadLetter{value: string(r.Value)}) })
+	return out
+}
+
+func (e *env) checkDLQ(t *testing.T, topic string, recs []*rec, exact bool) {
+	t.Helper()
+	want := map[string]string{}
+	for _, r := range recs {
+		if r.invalid {
+			want[fmt.Sprintf("%d/%d", r.partition, r.offset)] = string(r.value)
+		}
+	}
+	dl := readDLQ(t, e.broker, topic+".dlq", len(want))
+	got := map[string]string{}
+	for _, d := range dl {
+		if d.headers == nil {
+			continue
+		}
+		for _, h := range []string{ingest.HeaderError, ingest.HeaderErrorCode, ingest.HeaderSourceTopic, ingest.HeaderSourcePartition, ingest.HeaderSourceOffset} {
+			if d.headers[h] == "" {
+				t.Errorf("dead letter %q lacks header %s", d.value, h)
+			}
+		}
+		if d.headers[ingest.HeaderSourceTopic] != topic {
+			t.Errorf("dead letter source topic = %q, want %q", d.headers[ingest.HeaderSourceTopic], topic)
+		}
+		got[d.headers[ingest.HeaderSourcePartition]+"/"+d.headers[ingest.HeaderSourceOffset]] = d.value
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s.dlq: dead letters by source position (-want +got):\n%s", topic, diff)
+	}
+	if exact && len(dl) != len(want) {
+		t.Errorf("%s.dlq holds %d records, want exactly %d", topic, len(dl), len(want))
+	}
+}
+
+// --- tests ----------------------------------------------------------------
+
+func TestPipelineMatchesOracle(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	users, orgs := workload(1, 200, 3000, 20, 300)
+	e.start(t, e.config(500))
+	produce(t, e.broker, "user_events", users)
+	produce(t, e.broker, "org_events", orgs)
+	e.waitCaughtUp(t, map[string][]*rec{"user_events": users, "org_events": orgs})
+	e.checkState(t, users, orgs)
+	e.checkDLQ(t, "user_events", users, true)
+	e.checkDLQ(t, "org_events", orgs, true)
+}
+
+// TestRestartMidStream stops the consumer part way and starts a new one: the
+// end state, the raw logs and the dead letters are those of one clean run.
+func TestRestartMidStream(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(6, "user_events", "org_events"))
+	users, orgs := workload(2, 150, 3000, 15, 300)
+	produce(t, e.broker, "user_events", users)
+	produce(t, e.broker, "org_events", orgs)
+	conn := e.conn(t)
+	for round := 0; round < 3; round++ {
+		stop := e.start(t, e.config(100))
+		// Let it commit some batches, then stop it mid-stream.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var committed int64
+			if err := conn.QueryRow(context.Background(), "SELECT coalesce(sum(next_offset),0)::bigint FROM "+e.schema+".kafka_offsets").Scan(&committed); err != nil {
+				t.Fatal(err)
+			}
+			if committed > int64((round+1)*800) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		stop()
+	}
+	e.start(t, e.config(100))
+	e.waitCaughtUp(t, map[string][]*rec{"user_events": users, "org_events": orgs})
+	e.checkState(t, users, orgs)
+	e.checkDLQ(t, "user_events", users, false)
+}
