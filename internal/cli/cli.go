@@ -83,7 +83,8 @@ func newRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cfg = cfg.WithDefaults()
+		// Flags carry the defaults, so validate what was asked for: an
+		// explicit 0 must fail, not silently become a default.
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("invalid configuration: %w", err)
 		}
@@ -110,7 +111,6 @@ func newMigrateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cfg = cfg.WithDefaults()
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("invalid configuration: %w", err)
 		}

@@ -59,7 +59,6 @@ SIGINT or SIGTERM stops everything cleanly.`,
 func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, dataDir string, loadSample bool) error {
 	ctx := cmd.Context()
 	cfg.Ingest.Brokers = []string{kafkaAddr}
-	cfg = cfg.WithDefaults()
 	if cfg.Store.DSN == "" {
 		cfg.Store.DSN = "postgres://placeholder" // validated below, replaced once PostgreSQL is up
 	}

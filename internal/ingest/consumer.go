@@ -271,9 +271,7 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 		}
 		if err != nil {
 			dead = append(dead, c.deadLetter(r, err))
-			return
 		}
-		c.metrics.records.WithLabelValues(r.Topic, "valid").Inc()
 	})
 	if len(last) == 0 {
 		return nil
@@ -312,6 +310,20 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 			c.log.Debug("committing offsets to kafka for lag tools", "err", err)
 		}
 	})
+	// Count only what committed; a fenced partition's records were dropped.
+	c.metrics.records.WithLabelValues(c.cfg.UserTopic, "valid").Add(float64(len(b.Users)))
+	c.metrics.records.WithLabelValues(c.cfg.OrgTopic, "valid").Add(float64(len(b.Orgs)))
+	committed := make(map[store.TopicPartition]bool, len(b.Offsets))
+	for _, a := range b.Offsets {
+		committed[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = true
+	}
+	for _, d := range dead {
+		src := headerValue(d, HeaderSourceTopic)
+		if p, _ := strconv.Atoi(headerValue(d, HeaderSourcePartition)); committed[store.TopicPartition{Topic: src, Partition: int32(p)}] {
+			c.metrics.records.WithLabelValues(src, "dead_letter").Inc()
+			c.metrics.deadLetters.WithLabelValues(src, headerValue(d, HeaderErrorCode)).Inc()
+		}
+	}
 	c.metrics.batches.Inc()
 	c.metrics.batchSeconds.Observe(time.Since(started).Seconds())
 	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(dead), "took", time.Since(started))
@@ -422,8 +434,6 @@ func (c *Consumer) deadLetter(r *kgo.Record, cause error) *kgo.Record {
 	if errors.As(cause, &ee) {
 		code = string(ee.Code)
 	}
-	c.metrics.records.WithLabelValues(r.Topic, "dead_letter").Inc()
-	c.metrics.deadLetters.WithLabelValues(r.Topic, code).Inc()
 	c.log.Debug("dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", cause)
 	topic := c.DLQTopic(r.Topic)
 	c.mu.Lock()
@@ -449,6 +459,15 @@ func (c *Consumer) deadLetter(r *kgo.Record, cause error) *kgo.Record {
 		Headers:   headers,
 		Timestamp: r.Timestamp,
 	}
+}
+
+func headerValue(r *kgo.Record, key string) string {
+	for i := len(r.Headers) - 1; i >= 0; i-- {
+		if r.Headers[i].Key == key {
+			return string(r.Headers[i].Value)
+		}
+	}
+	return ""
 }
 
 // produceDeadLetters produces recs and waits for every acknowledgement,

@@ -17,11 +17,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamjoin_ingest_records_total",
-			Help: "Records consumed, by topic and outcome (valid, dead_letter, skipped).",
+			Help: "Records whose offsets were committed, by topic and outcome (valid, dead_letter), and records skipped as already committed or not owned (skipped).",
 		}, []string{"topic", "outcome"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamjoin_ingest_dead_letters_total",
-			Help: "Records sent to the dead-letter topic, by source topic and reason code.",
+			Help: "Dead letters whose offsets were committed, by source topic and reason code.",
 		}, []string{"topic", "code"}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamjoin_ingest_batches_total",

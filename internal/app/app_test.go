@@ -1,0 +1,250 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamjoin/streamjoin/internal/app"
+	"github.com/streamjoin/streamjoin/internal/produce"
+	"github.com/streamjoin/streamjoin/internal/sample"
+	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+type running struct {
+	base   string
+	broker string
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// setup runs the whole process (pipeline and API) against kfake and the test
+// PostgreSQL, and waits until /ready answers 200.
+func setup(t *testing.T) *running {
+	t.Helper()
+	broker, _ := testenv.Kafka(t)
+	cfg := app.Config{Store: store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t)}}
+	cfg.Ingest.Brokers = []string{broker}
+	cfg.Ingest.CreateTopics = true
+	cfg.API.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	r := &running{broker: broker, done: make(chan error, 1), cancel: cancel}
+	go func() { r.done <- app.Run(ctx, cfg, testenv.Logger(t), func(a net.Addr) { addrc <- a }) }()
+	select {
+	case a := <-addrc:
+		r.base = "http://" + a.String()
+	case err := <-r.done:
+		t.Fatalf("app.Run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("API did not start")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	waitFor(t, "ready", func() bool {
+		resp, err := http.Get(r.base + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("app.Run after shutdown: %v, want nil", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Error("app.Run did not return within 45s of shutdown")
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func produceAll(t *testing.T, broker, topic string, values []json.RawMessage, key string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := produce.Records(context.Background(), cl, topic, values, key, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type profile struct {
+	ID               string  `json:"id"`
+	Username         string  `json:"username"`
+	UserEmail        *string `json:"user_email"`
+	UserType         *string `json:"user_type"`
+	OrganizationName *string `json:"organization_name"`
+	OrganizationTier *string `json:"organization_tier"`
+}
+
+func (r *running) users(t *testing.T, name string) []profile {
+	t.Helper()
+	resp, err := http.Get(r.base + "/users/" + url.PathEscape(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /users/%s: %d %s", name, resp.StatusCode, body)
+	}
+	var ps []profile
+	if err := json.Unmarshal(body, &ps); err != nil {
+		t.Fatalf("GET /users/%s: %v", name, err)
+	}
+	return ps
+}
+
+// summary renders a user list as "id:user_type:org:tier" lines, sorted.
+func summary(ps []profile) string {
+	s := func(p *string) string {
+		if p == nil {
+			return "null"
+		}
+		return *p
+	}
+	var out []string
+	for _, p := range ps {
+		out = append(out, fmt.Sprintf("%s:%s:%s:%s", p.ID, s(p.UserType), s(p.OrganizationName), s(p.OrganizationTier)))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// TestSampleThroughTheAPI loads the dev sample and checks every rule it
+// demonstrates, through HTTP.
+func TestSampleThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	produceAll(t, r.broker, "user_events", sample.UserEvents, "received_at")
+	produceAll(t, r.broker, "org_events", sample.OrgEvents, "created_at")
+	want := map[string]string{
+		"Ripley":        "u-ripley:Admin:Nostromo:gold",      // newest update wins
+		"Dallas":        "",                                  // delete arrived before create
+		"Kane":          "",                                  // older create after delete does not resurrect
+		"Lambert":       "u-lambert:Creator:Sulaco:platinum", // newer create after delete does
+		"Hicks":         "u-hicks:User:Sulaco:platinum",      // update of an unseen id is an upsert
+		"Bishop":        "u-bishop-341:Creator:Sulaco:platinum u-bishop-ash:Admin:Nostromo:gold",
+		"Hudson":        "u-hudson:User:Sulaco:platinum",   // duplicate applied once
+		"Vasquez":       "u-vasquez:Admin:Sulaco:platinum", // equal time: Updated beats Created
+		"Naomi Nagata":  "u-naomi:Creator:Rocinante:gold",  // late older update loses
+		"Holden":        "u-holden:Admin:Rocinante:gold",   // RFC 3339; org arrived later
+		"Mal":           "u-mal:Admin:Serenity:null",       // org never arrives
+		"Zoë Washburne": "u-zoe:User:Serenity:null",
+		"O'Neil 100%":   "u-oneil:User:Sulaco:platinum",
+		"O'Neil 10%":    "",
+		"Parker":        "", // invalid: unknown event type
+		"Brett":         "", // invalid: bad timestamp
+	}
+	waitFor(t, "the sample to be applied", func() bool {
+		return summary(r.users(t, "Lambert")) == want["Lambert"] && summary(r.users(t, "Holden")) == want["Holden"] && summary(r.users(t, "Naomi Nagata")) == want["Naomi Nagata"]
+	})
+	// Wait until every sample record's offset is committed, then check all.
+	waitFor(t, "all dead letters counted", func() bool {
+		return metric(t, r.base, `streamjoin_ingest_records_total{outcome="dead_letter",topic="user_events"}`) == sample.InvalidUserEvents &&
+			metric(t, r.base, `streamjoin_ingest_records_total{outcome="dead_letter",topic="org_events"}`) == sample.InvalidOrgEvents &&
+			metric(t, r.base, `streamjoin_ingest_records_total{outcome="valid",topic="user_events"}`) == float64(len(sample.UserEvents)-sample.InvalidUserEvents)
+	})
+	for name, w := range want {
+		if got := summary(r.users(t, name)); got != w {
+			t.Errorf("GET /users/%s = %q, want %q", name, got, w)
+		}
+	}
+}
+
+// metric reads one sample from /metrics (0 when absent).
+func metric(t *testing.T, base, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestSeedData runs the seed's own sample through the pipeline, when the
+// seed is present next to the repository; it is optional.
+func TestSeedData(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join("..", "..", "..", "shared", "seed", "user_events.json")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skipf("seed data not present (%v)", err)
+	}
+	defer f.Close()
+	values, err := produce.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := setup(t)
+	produceAll(t, r.broker, "user_events", values, "received_at")
+	waitFor(t, "the seed to be applied", func() bool {
+		return metric(t, r.base, `streamjoin_ingest_records_total{outcome="valid",topic="user_events"}`)+
+			metric(t, r.base, `streamjoin_ingest_records_total{outcome="dead_letter",topic="user_events"}`) == float64(len(values))
+	})
+	// Two users called Snake in different organizations; deleted users are
+	// gone; the newest update wins; the empty and null usernames are
+	// dead letters.
+	checks := map[string]int{"Snake": 2, "Gumba": 0, "Zeus": 0, "Apollo": 0, "Athena": 0, "LeBron James": 0, "Big Boss": 0, "Ocelot": 1, "Alyx": 1, "Peach": 1, "Freeman": 1}
+	for name, n := range checks {
+		if got := r.users(t, name); len(got) != n {
+			t.Errorf("seed: GET /users/%s: %d users, want %d", name, len(got), n)
+		}
+	}
+	if p := r.users(t, "Ocelot"); len(p) == 1 && (p[0].UserType == nil || *p[0].UserType != "User") {
+		t.Errorf("seed: Ocelot should be the live 'Metal Gear Solid 5' user updated to User: %+v", p)
+	}
+	if p := r.users(t, "Freeman"); len(p) == 1 && (p[0].UserEmail == nil || *p[0].UserEmail != "gordon@blackmesa.org") {
+		t.Errorf("seed: Freeman's newest email should win: %+v", p)
+	}
+	if n := metric(t, r.base, `streamjoin_ingest_records_total{outcome="dead_letter",topic="user_events"}`); n != 2 {
+		t.Errorf("seed: %v dead letters, want 2 (empty and null usernames)", n)
+	}
+}
