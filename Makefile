@@ -22,7 +22,7 @@ dev: postgres build
 ## test: vet, every test (unit and integration, against kfake and a private
 ## PostgreSQL), the fuzz corpora, and each benchmark once so they keep working
 test: postgres vet
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
 
 vet:

@@ -174,9 +174,9 @@ func produce(t *testing.T, broker, topic string, recs []*rec) {
 }
 
 type userState struct {
-	Deleted                                  bool
-	EventType                                string
-	ReceivedAt                               time.Time
+	Deleted                                 bool
+	EventType                               string
+	ReceivedAt                              time.Time
 	Username, Email, UserType, Organization *string
 }
 
