@@ -26,14 +26,7 @@ func sp(s string) *string { return &s }
 func setup(t *testing.T, joined *atomic.Bool) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t)}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.Store(t)
 	at := time.Date(2021, 3, 1, 0, 0, 0, 0, time.UTC)
 	names := []string{"Snake", "Snake", "Big Boss", "Zoë", "O'Neil", "100%", "a_b", `back\slash`, "a/b", "Gone"}
 	var us []event.User

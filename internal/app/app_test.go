@@ -106,16 +106,7 @@ func produceAll(t *testing.T, broker, topic string, values []json.RawMessage, ke
 	}
 }
 
-type profile struct {
-	ID               string  `json:"id"`
-	Username         string  `json:"username"`
-	UserEmail        *string `json:"user_email"`
-	UserType         *string `json:"user_type"`
-	OrganizationName *string `json:"organization_name"`
-	OrganizationTier *string `json:"organization_tier"`
-}
-
-func (r *running) users(t *testing.T, name string) []profile {
+func (r *running) users(t *testing.T, name string) []store.Profile {
 	t.Helper()
 	resp, err := http.Get(r.base + "/users/" + url.PathEscape(name))
 	if err != nil {
@@ -126,7 +117,7 @@ func (r *running) users(t *testing.T, name string) []profile {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /users/%s: %d %s", name, resp.StatusCode, body)
 	}
-	var ps []profile
+	var ps []store.Profile
 	if err := json.Unmarshal(body, &ps); err != nil {
 		t.Fatalf("GET /users/%s: %v", name, err)
 	}
@@ -134,7 +125,7 @@ func (r *running) users(t *testing.T, name string) []profile {
 }
 
 // summary renders a user list as "id:user_type:org:tier" lines, sorted.
-func summary(ps []profile) string {
+func summary(ps []store.Profile) string {
 	s := func(p *string) string {
 		if p == nil {
 			return "null"

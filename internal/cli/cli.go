@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -50,25 +51,39 @@ YAML file given by --config (keys are the flag names).`,
 	return root
 }
 
-// withConfig wraps a command's RunE so that it first applies the environment
-// and the config file to the flags left unset.
-func withConfig(cmd *cobra.Command, configPath *string, run func(cmd *cobra.Command) error) {
-	cmd.Flags().StringVar(configPath, "config", "", "YAML config file; keys are flag names")
+// withConfig adds --config and the logging flags to cmd, and sets its RunE:
+// apply the environment and the config file to the flags left unset, build
+// the logger, run validate (nil: none), then run. Flags carry the defaults,
+// so validate sees what was asked for: an explicit 0 fails rather than
+// silently becoming a default.
+func withConfig(cmd *cobra.Command, validate func() error, run func(cmd *cobra.Command, logger *slog.Logger) error) {
+	var (
+		configPath string
+		logCfg     logConfig
+	)
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML config file; keys are flag names")
+	logFlags(cmd.Flags(), &logCfg)
+	documentEnv(cmd.Flags())
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := applyConfig(cmd.Flags(), *configPath); err != nil {
+		if err := applyConfig(cmd.Flags(), configPath); err != nil {
 			return err
 		}
-		return run(cmd)
+		logger, err := logCfg.logger()
+		if err != nil {
+			return err
+		}
+		if validate != nil {
+			if err := validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+		}
+		return run(cmd, logger)
 	}
 }
 
 func newRunCmd() *cobra.Command {
-	var (
-		cfg        app.Config
-		logCfg     logConfig
-		configPath string
-	)
+	var cfg app.Config
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline and the HTTP API against your Kafka and PostgreSQL",
@@ -76,44 +91,20 @@ func newRunCmd() *cobra.Command {
     --postgres postgres://streamjoin@db:5432/app --http-addr :8080`,
 	}
 	appFlags(cmd.Flags(), &cfg, ":8080")
-	logFlags(cmd.Flags(), &logCfg)
-	documentEnv(cmd.Flags())
-	withConfig(cmd, &configPath, func(cmd *cobra.Command) error {
-		logger, err := logCfg.logger()
-		if err != nil {
-			return err
-		}
-		// Flags carry the defaults, so validate what was asked for: an
-		// explicit 0 must fail, not silently become a default.
-		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("invalid configuration: %w", err)
-		}
+	withConfig(cmd, func() error { return cfg.Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		return app.Run(cmd.Context(), cfg, logger, nil)
 	})
 	return cmd
 }
 
 func newMigrateCmd() *cobra.Command {
-	var (
-		cfg        store.Config
-		logCfg     logConfig
-		configPath string
-	)
+	var cfg store.Config
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the embedded schema migrations and exit",
 	}
 	storeFlags(cmd.Flags(), &cfg)
-	logFlags(cmd.Flags(), &logCfg)
-	documentEnv(cmd.Flags())
-	withConfig(cmd, &configPath, func(cmd *cobra.Command) error {
-		logger, err := logCfg.logger()
-		if err != nil {
-			return err
-		}
-		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("invalid configuration: %w", err)
-		}
+	withConfig(cmd, func() error { return cfg.Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		st, err := store.Open(cmd.Context(), cfg, logger)
 		if err != nil {
 			return err

@@ -22,8 +22,6 @@ import (
 func newDevCmd() *cobra.Command {
 	var (
 		cfg        app.Config
-		logCfg     logConfig
-		configPath string
 		kafkaAddr  string
 		dataDir    string
 		loadSample bool
@@ -43,14 +41,16 @@ SIGINT or SIGTERM stops everything cleanly.`,
 	fs.StringVar(&dataDir, "data-dir", ".streamjoin", "directory for the broker's and PostgreSQL's data")
 	fs.BoolVar(&loadSample, "sample", false, "produce the sample dataset at start")
 	appFlags(fs, &cfg, "127.0.0.1:8080")
-	logFlags(fs, &logCfg)
 	_ = fs.MarkHidden("brokers") // dev's broker is --kafka-addr
-	documentEnv(fs)
-	withConfig(cmd, &configPath, func(cmd *cobra.Command) error {
-		logger, err := logCfg.logger()
-		if err != nil {
-			return err
+	validate := func() error {
+		c := cfg
+		c.Ingest.Brokers = []string{kafkaAddr}
+		if c.Store.DSN == "" {
+			c.Store.DSN = "postgres://private-cluster" // replaced once it is up
 		}
+		return c.Validate()
+	}
+	withConfig(cmd, validate, func(cmd *cobra.Command, logger *slog.Logger) error {
 		return runDev(cmd, cfg, logger, kafkaAddr, dataDir, loadSample)
 	})
 	return cmd
@@ -59,12 +59,6 @@ SIGINT or SIGTERM stops everything cleanly.`,
 func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, dataDir string, loadSample bool) error {
 	ctx := cmd.Context()
 	cfg.Ingest.Brokers = []string{kafkaAddr}
-	if cfg.Store.DSN == "" {
-		cfg.Store.DSN = "postgres://placeholder" // validated below, replaced once PostgreSQL is up
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration: %w", err)
-	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("data-dir %s: %w", dataDir, err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -15,11 +16,10 @@ import (
 
 func newProduceCmd() *cobra.Command {
 	var (
-		brokers    []string
-		topic      string
-		path       string
-		keyField   string
-		configPath string
+		brokers  []string
+		topic    string
+		path     string
+		keyField string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -32,14 +32,16 @@ func newProduceCmd() *cobra.Command {
 	fs.StringVar(&topic, "topic", "", "topic to produce to (required)")
 	fs.StringVar(&path, "file", "", "JSON array or NDJSON file; - reads standard input (required)")
 	fs.StringVar(&keyField, "key", "", "top-level field whose value becomes the record key (default: no key)")
-	documentEnv(fs)
-	withConfig(cmd, &configPath, func(cmd *cobra.Command) error {
+	validate := func() error {
 		if topic == "" {
 			return fmt.Errorf("topic: required")
 		}
 		if path == "" {
 			return fmt.Errorf("file: required")
 		}
+		return nil
+	}
+	withConfig(cmd, validate, func(cmd *cobra.Command, _ *slog.Logger) error {
 		in := os.Stdin
 		if path != "-" {
 			f, err := os.Open(path)

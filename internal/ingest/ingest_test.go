@@ -32,18 +32,9 @@ type env struct {
 
 func setup(t *testing.T, opts ...kfake.Opt) *env {
 	t.Helper()
-	ctx := context.Background()
 	broker, _ := testenv.Kafka(t, opts...)
-	schema := testenv.Schema(t)
-	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: schema}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &env{broker: broker, st: st, schema: schema}
+	st := testenv.Store(t)
+	return &env{broker: broker, st: st, schema: st.Schema()}
 }
 
 func (e *env) config(maxPoll int) ingest.Config {

@@ -13,7 +13,7 @@ import (
 // BenchmarkWriteBatch measures the exactly-once write path: one transaction
 // of 5,000 user events (raw log, staged upsert, fenced offset advance).
 func BenchmarkWriteBatch(b *testing.B) {
-	st := setupB(b)
+	st := setup(b)
 	ctx := context.Background()
 	const n = 5000
 	tp := store.TopicPartition{Topic: "u", Partition: 0}

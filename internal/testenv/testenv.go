@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/streamjoin/streamjoin/internal/devenv"
+	"github.com/streamjoin/streamjoin/internal/store"
 )
 
 var (
@@ -136,4 +137,20 @@ func Kafka(t testing.TB, opts ...kfake.Opt) (string, *kfake.Cluster) {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()[0], c
+}
+
+// Store opens a store on a fresh, migrated schema of the test server, closed
+// when t ends.
+func Store(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: PostgresDSN(t), Schema: Schema(t)}, Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
