@@ -71,6 +71,8 @@ func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, 
 		broker.Close()
 		logger.Info("embedded Kafka broker stopped")
 	}()
+	kafkaAddr = broker.ListenAddrs()[0] // the bound address, when the port was 0
+	cfg.Ingest.Brokers = []string{kafkaAddr}
 
 	if !cmd.Flags().Changed("postgres") && os.Getenv(envName("postgres")) == "" {
 		pgDir := filepath.Join(dataDir, "postgres")
