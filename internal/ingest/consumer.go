@@ -143,11 +143,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Consumer) clientOpts() []kgo.Opt {
-	start := kgo.NewOffset().AtStart()
+func (c *Consumer) startOffset() kgo.Offset {
 	if c.cfg.StartOffset == "latest" {
-		start = kgo.NewOffset().AtEnd()
+		return kgo.NewOffset().AtEnd()
 	}
+	return kgo.NewOffset().AtStart()
+}
+
+// claim reads the stored offsets of tps, retrying until ctx ends.
+func (c *Consumer) claim(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]*int64, error) {
+	var stored map[store.TopicPartition]*int64
+	err := c.retry(ctx, "loading stored offsets", func() error {
+		var err error
+		stored, err = c.st.ClaimOffsets(ctx, tps)
+		return err
+	})
+	return stored, err
+}
+
+func (c *Consumer) clientOpts() []kgo.Opt {
+	start := c.startOffset()
 	return []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID(c.cfg.ClientID),
@@ -190,19 +205,11 @@ func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int
 	if len(tps) == 0 {
 		return offsets, nil
 	}
-	var stored map[store.TopicPartition]*int64
-	err := c.retry(ctx, "loading stored offsets", func() error {
-		var err error
-		stored, err = c.st.ClaimOffsets(ctx, tps)
-		return err
-	})
+	stored, err := c.claim(ctx, tps)
 	if err != nil {
 		return nil, err
 	}
-	start := kgo.NewOffset().AtStart()
-	if c.cfg.StartOffset == "latest" {
-		start = kgo.NewOffset().AtEnd()
-	}
+	start := c.startOffset()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tp := range tps {
@@ -400,12 +407,7 @@ func dropPartitions(b *store.Batch, tps []store.TopicPartition) {
 // rewind reloads the stored offsets of tps and seeks the client there, so
 // that if this member still owns them it resumes from what was committed.
 func (c *Consumer) rewind(ctx context.Context, cl *kgo.Client, tps []store.TopicPartition) {
-	var stored map[store.TopicPartition]*int64
-	err := c.retry(ctx, "reloading fenced offsets", func() error {
-		var err error
-		stored, err = c.st.ClaimOffsets(ctx, tps)
-		return err
-	})
+	stored, err := c.claim(ctx, tps)
 	if err != nil {
 		return
 	}
