@@ -205,9 +205,6 @@ func (p *Postgres) Stop() error {
 	return nil
 }
 
-// Done is closed when the server process has exited.
-func (p *Postgres) Done() <-chan struct{} { return p.done }
-
 // runAs returns the credential to run PostgreSQL with: nil normally, the
 // "postgres" system user when running as root (initdb refuses root).
 func runAs() (*syscall.Credential, error) {
