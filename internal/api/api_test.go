@@ -39,7 +39,7 @@ func setup(t *testing.T, joined *atomic.Bool) *httptest.Server {
 	}
 	b := &store.Batch{UserTopic: "u", OrgTopic: "o", Users: us,
 		Orgs:    []event.Org{{Name: "Acme", Tier: sp("gold"), CreatedAt: at}},
-		Offsets: []store.OffsetAdvance{{Topic: "u", Partition: 0, To: int64(len(us))}}}
+		Offsets: []store.OffsetAdvance{{Topic: "u", Partition: 0, Generation: 1, To: int64(len(us))}}}
 	if err := st.WriteBatch(ctx, b); err != nil {
 		t.Fatal(err)
 	}

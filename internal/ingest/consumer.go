@@ -21,7 +21,8 @@ import (
 
 // Writer is what the consumer needs from the store. *store.Store implements it.
 type Writer interface {
-	ClaimOffsets(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]*int64, error)
+	ClaimOffsets(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]store.Claim, error)
+	LostPartitions(ctx context.Context, owned []store.OffsetAdvance) ([]store.TopicPartition, error)
 	WriteBatch(ctx context.Context, b *store.Batch) error
 }
 
@@ -51,9 +52,20 @@ type Consumer struct {
 
 	joined atomic.Bool
 
-	mu       sync.Mutex
-	next     map[store.TopicPartition]*int64 // stored next offset, as this member last saw it
-	dlqParts map[string]int32                // dead-letter topic → partition count
+	cl *kgo.Client // set by Run before the first poll
+
+	mu    sync.Mutex
+	owned map[store.TopicPartition]partState // the partitions this member has claimed
+}
+
+// partState is what a member knows of a partition it has claimed.
+type partState struct {
+	next *int64 // stored next offset, as this member last left it; nil: none
+	gen  int64  // the generation of this member's claim
+	// dlqDone is the highest source offset of this partition already in its
+	// dead-letter partition (-1: none). Dead letters at or below it are not
+	// produced again when a batch is reprocessed after a crash.
+	dlqDone int64
 }
 
 // New validates cfg and returns a Consumer. metrics may be nil.
@@ -66,13 +78,12 @@ func New(cfg Config, st Writer, metrics *Metrics, logger *slog.Logger) (*Consume
 		metrics = NewMetrics(nil)
 	}
 	return &Consumer{
-		cfg:      cfg,
-		st:       st,
-		log:      logger,
-		dec:      event.NewDecoder(cfg.MaxValueBytes),
-		metrics:  metrics,
-		next:     make(map[store.TopicPartition]*int64),
-		dlqParts: make(map[string]int32),
+		cfg:     cfg,
+		st:      st,
+		log:     logger,
+		dec:     event.NewDecoder(cfg.MaxValueBytes),
+		metrics: metrics,
+		owned:   make(map[store.TopicPartition]partState),
 	}, nil
 }
 
@@ -106,6 +117,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating kafka consumer: %w", err)
 	}
+	c.cl = cl
 	defer func() {
 		c.joined.Store(false)
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -150,9 +162,9 @@ func (c *Consumer) startOffset() kgo.Offset {
 	return kgo.NewOffset().AtStart()
 }
 
-// claim reads the stored offsets of tps, retrying until ctx ends.
-func (c *Consumer) claim(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]*int64, error) {
-	var stored map[store.TopicPartition]*int64
+// claim claims tps in PostgreSQL, retrying until ctx ends.
+func (c *Consumer) claim(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]store.Claim, error) {
+	var stored map[store.TopicPartition]store.Claim
 	err := c.retry(ctx, "loading stored offsets", func() error {
 		var err error
 		stored, err = c.st.ClaimOffsets(ctx, tps)
@@ -193,8 +205,10 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 	}
 }
 
-// adjustOffsets replaces the offsets Kafka has committed for newly assigned
-// partitions with the ones stored in PostgreSQL, the source of truth.
+// adjustOffsets claims newly assigned partitions in PostgreSQL, which fences
+// out their previous owner, and replaces the offsets Kafka has committed with
+// the ones stored there, the source of truth. It also learns how far each
+// partition's dead letters already reached.
 func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	var tps []store.TopicPartition
 	for topic, parts := range offsets {
@@ -205,7 +219,16 @@ func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int
 	if len(tps) == 0 {
 		return offsets, nil
 	}
-	stored, err := c.claim(ctx, tps)
+	claims, err := c.claim(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	var done map[store.TopicPartition]int64
+	err = c.retry(ctx, "reading the last dead letters", func() error {
+		var err error
+		done, err = c.deadLetterTails(ctx, tps)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -213,16 +236,91 @@ func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tp := range tps {
-		next := stored[tp]
-		c.next[tp] = next
-		if next == nil {
+		cl := claims[tp]
+		c.owned[tp] = partState{next: cl.Next, gen: cl.Generation, dlqDone: done[tp]}
+		if cl.Next == nil {
 			offsets[tp.Topic][tp.Partition] = start
 		} else {
-			offsets[tp.Topic][tp.Partition] = kgo.NewOffset().At(*next).WithEpoch(-1)
+			offsets[tp.Topic][tp.Partition] = kgo.NewOffset().At(*cl.Next).WithEpoch(-1)
 		}
 	}
-	c.log.Debug("resuming from offsets stored in postgres", "offsets", fmtOffsets(stored))
+	c.log.Debug("claimed partitions; resuming from offsets stored in postgres", "offsets", fmtClaims(claims), "dead_letters_done", done)
 	return offsets, nil
+}
+
+// deadLetterTails reads the last record of the dead-letter partition of each
+// source partition in tps and returns the source offset it came from (-1
+// where the partition is empty). Dead letters of source partition p go to
+// dead-letter partition p in offset order, so that record is the highest
+// source offset already dead-lettered.
+func (c *Consumer) deadLetterTails(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]int64, error) {
+	out := make(map[store.TopicPartition]int64, len(tps))
+	var topics []string
+	seen := map[string]bool{}
+	for _, tp := range tps {
+		out[tp] = -1
+		if t := c.DLQTopic(tp.Topic); !seen[t] {
+			seen[t] = true
+			topics = append(topics, t)
+		}
+	}
+	ends, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing dead-letter end offsets: %w", err)
+	}
+	want := map[string]map[int32]kgo.Offset{}
+	last := map[store.TopicPartition]int64{} // dead-letter partition → its last offset
+	for _, tp := range tps {
+		dlq := store.TopicPartition{Topic: c.DLQTopic(tp.Topic), Partition: tp.Partition}
+		e, ok := ends.Lookup(dlq.Topic, dlq.Partition)
+		if !ok {
+			return nil, fmt.Errorf("dead-letter partition %s does not exist", dlq)
+		}
+		if e.Err != nil {
+			return nil, fmt.Errorf("listing end offset of %s: %w", dlq, e.Err)
+		}
+		if e.Offset <= 0 {
+			continue
+		}
+		if want[dlq.Topic] == nil {
+			want[dlq.Topic] = map[int32]kgo.Offset{}
+		}
+		want[dlq.Topic][dlq.Partition] = kgo.NewOffset().At(e.Offset - 1)
+		last[dlq] = e.Offset - 1
+	}
+	if len(want) == 0 {
+		return out, nil
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Brokers...), kgo.ClientID(c.cfg.ClientID), kgo.WithLogger(kgoLogger{c.log}), kgo.ConsumePartitions(want))
+	if err != nil {
+		return nil, fmt.Errorf("creating dead-letter reader: %w", err)
+	}
+	defer rd.Close()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(last) > 0 {
+		fs := rd.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading the last dead letters (%d partitions left): %w", len(last), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			dlq := store.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+			if off, ok := last[dlq]; !ok || r.Offset != off {
+				return
+			}
+			delete(last, dlq)
+			srcTopic := headerValue(r, HeaderSourceTopic)
+			srcPart, err1 := strconv.ParseInt(headerValue(r, HeaderSourcePartition), 10, 32)
+			srcOff, err2 := strconv.ParseInt(headerValue(r, HeaderSourceOffset), 10, 64)
+			src := store.TopicPartition{Topic: srcTopic, Partition: int32(srcPart)}
+			if _, mine := out[src]; err1 != nil || err2 != nil || !mine || src.Partition != r.Partition {
+				c.log.Warn("the last record of a dead-letter partition was not written by streamjoin for its source partition; dead letters of that partition may be produced again", "dlq", dlq, "offset", r.Offset)
+				return
+			}
+			out[src] = srcOff
+		})
+	}
+	return out, nil
 }
 
 func (c *Consumer) forget(parts map[string][]int32) {
@@ -230,31 +328,46 @@ func (c *Consumer) forget(parts map[string][]int32) {
 	defer c.mu.Unlock()
 	for topic, ps := range parts {
 		for _, p := range ps {
-			delete(c.next, store.TopicPartition{Topic: topic, Partition: p})
+			delete(c.owned, store.TopicPartition{Topic: topic, Partition: p})
+		}
+	}
+}
+
+// disown drops partitions that another member has claimed since this one
+// did. Their buffered records are skipped from now on; Kafka revokes them at
+// the next rebalance.
+func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartition]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tp := range tps {
+		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] {
+			delete(c.owned, tp)
 		}
 	}
 }
 
 // process turns one poll into one Postgres transaction. Dead letters are
 // produced, and acknowledged, before the transaction that moves the offset
-// past them. It returns an error only when ctx ends first.
+// past them; those a crashed predecessor already produced are not produced
+// again. It returns an error only when ctx ends first.
 func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) error {
 	started := time.Now()
 	b := &store.Batch{UserTopic: c.cfg.UserTopic, OrgTopic: c.cfg.OrgTopic}
 	var dead []*kgo.Record
 	last := make(map[store.TopicPartition]int64)
+	var redundant int // dead letters already in the DLQ
 
 	c.mu.Lock()
-	next := make(map[store.TopicPartition]*int64, len(c.next))
-	for tp, n := range c.next {
-		next[tp] = n
+	owned := make(map[store.TopicPartition]partState, len(c.owned))
+	for tp, st := range c.owned {
+		owned[tp] = st
 	}
 	c.mu.Unlock()
 
 	fetches.EachRecord(func(r *kgo.Record) {
 		tp := store.TopicPartition{Topic: r.Topic, Partition: r.Partition}
-		n, owned := next[tp]
-		if !owned || (n != nil && r.Offset < *n) {
+		st, ok := owned[tp]
+		if !ok || (st.next != nil && r.Offset < *st.next) {
 			// Not ours any more, or already committed: skip.
 			c.metrics.records.WithLabelValues(r.Topic, "skipped").Inc()
 			return
@@ -277,22 +390,61 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 			}
 		}
 		if err != nil {
+			if r.Offset <= st.dlqDone {
+				redundant++
+				return
+			}
 			dead = append(dead, c.deadLetter(r, err))
 		}
 	})
 	if len(last) == 0 {
 		return nil
 	}
+	gens := make(map[store.TopicPartition]int64, len(last))
 	for tp, off := range last {
-		b.Offsets = append(b.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, From: next[tp], To: off + 1})
+		st := owned[tp]
+		gens[tp] = st.gen
+		b.Offsets = append(b.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, Generation: st.gen, From: st.next, To: off + 1})
+	}
+	if redundant > 0 {
+		c.log.Info("dead letters already produced before a restart were not produced again", "count", redundant)
 	}
 
 	if len(dead) > 0 {
+		// A member that lost its partitions must not add their dead letters
+		// after its successor read the DLQ's tail: check the claim first.
+		var lost []store.TopicPartition
+		err := c.retry(ctx, "checking partition ownership", func() error {
+			var err error
+			lost, err = c.st.LostPartitions(ctx, b.Offsets)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(lost) > 0 {
+			c.log.Warn("partitions claimed by another member; dropping them from the batch", "partitions", lost)
+			c.disown(lost, gens)
+			dropPartitions(b, lost)
+			dead = dropDeadLetters(dead, lost)
+			if len(b.Offsets) == 0 {
+				return nil
+			}
+		}
 		if err := c.produceDeadLetters(ctx, cl, dead); err != nil {
 			return err
 		}
+		c.mu.Lock()
+		for _, d := range dead {
+			src := deadLetterSource(d)
+			if st, ok := c.owned[src.TopicPartition]; ok && st.gen == gens[src.TopicPartition] {
+				st.dlqDone = max(st.dlqDone, src.offset)
+				c.owned[src.TopicPartition] = st
+			}
+		}
+		c.mu.Unlock()
 	}
-	if err := c.write(ctx, cl, b); err != nil {
+	if err := c.write(ctx, b, gens); err != nil {
 		return err
 	}
 
@@ -300,9 +452,10 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 	commit := make(map[string]map[int32]kgo.EpochOffset)
 	for _, a := range b.Offsets {
 		tp := store.TopicPartition{Topic: a.Topic, Partition: a.Partition}
-		if _, owned := c.next[tp]; owned {
+		if st, ok := c.owned[tp]; ok && st.gen == a.Generation {
 			to := a.To
-			c.next[tp] = &to
+			st.next = &to
+			c.owned[tp] = st
 		}
 		if commit[a.Topic] == nil {
 			commit[a.Topic] = make(map[int32]kgo.EpochOffset)
@@ -325,10 +478,9 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 		committed[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = true
 	}
 	for _, d := range dead {
-		src := headerValue(d, HeaderSourceTopic)
-		if p, _ := strconv.Atoi(headerValue(d, HeaderSourcePartition)); committed[store.TopicPartition{Topic: src, Partition: int32(p)}] {
-			c.metrics.records.WithLabelValues(src, "dead_letter").Inc()
-			c.metrics.deadLetters.WithLabelValues(src, headerValue(d, HeaderErrorCode)).Inc()
+		if src := deadLetterSource(d); committed[src.TopicPartition] {
+			c.metrics.records.WithLabelValues(src.Topic, "dead_letter").Inc()
+			c.metrics.deadLetters.WithLabelValues(src.Topic, headerValue(d, HeaderErrorCode)).Inc()
 		}
 	}
 	c.metrics.batches.Inc()
@@ -338,10 +490,10 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 }
 
 // write commits b, retrying conflicts at once and outages with backoff. When
-// PostgreSQL fences some partitions (another member owns them now), their
-// records are dropped from the batch, the partitions are rewound to the
-// stored offsets, and the rest is written.
-func (c *Consumer) write(ctx context.Context, cl *kgo.Client, b *store.Batch) error {
+// PostgreSQL fences some partitions (another member claimed them), their
+// records are dropped from the batch, this member stops processing them, and
+// the rest is written.
+func (c *Consumer) write(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
 	for attempt := 0; ; attempt++ {
 		err := c.st.WriteBatch(ctx, b)
 		if err == nil {
@@ -353,9 +505,9 @@ func (c *Consumer) write(ctx context.Context, cl *kgo.Client, b *store.Batch) er
 		case store.Fenced:
 			var fe *store.FencedError
 			errors.As(err, &fe)
-			c.log.Warn("batch fenced: another member moved the stored offsets; dropping those partitions from the batch", "partitions", fe.Partitions)
+			c.log.Warn("batch fenced: another member claimed these partitions; dropping them from the batch", "partitions", fe.Partitions)
+			c.disown(fe.Partitions, gens)
 			dropPartitions(b, fe.Partitions)
-			c.rewind(ctx, cl, fe.Partitions)
 			if len(b.Offsets) == 0 {
 				return nil
 			}
@@ -404,28 +556,31 @@ func dropPartitions(b *store.Batch, tps []store.TopicPartition) {
 	b.Offsets = offs
 }
 
-// rewind reloads the stored offsets of tps and seeks the client there, so
-// that if this member still owns them it resumes from what was committed.
-func (c *Consumer) rewind(ctx context.Context, cl *kgo.Client, tps []store.TopicPartition) {
-	stored, err := c.claim(ctx, tps)
-	if err != nil {
-		return
-	}
-	seek := make(map[string]map[int32]kgo.EpochOffset)
-	c.mu.Lock()
+func dropDeadLetters(dead []*kgo.Record, tps []store.TopicPartition) []*kgo.Record {
+	gone := make(map[store.TopicPartition]bool, len(tps))
 	for _, tp := range tps {
-		n := stored[tp]
-		if _, owned := c.next[tp]; !owned || n == nil {
-			continue
-		}
-		c.next[tp] = n
-		if seek[tp.Topic] == nil {
-			seek[tp.Topic] = make(map[int32]kgo.EpochOffset)
-		}
-		seek[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: *n}
+		gone[tp] = true
 	}
-	c.mu.Unlock()
-	cl.SetOffsets(seek)
+	kept := dead[:0]
+	for _, d := range dead {
+		if !gone[deadLetterSource(d).TopicPartition] {
+			kept = append(kept, d)
+		}
+	}
+	return kept
+}
+
+type sourcePosition struct {
+	store.TopicPartition
+	offset int64
+}
+
+// deadLetterSource reads a dead letter's source coordinates from the headers
+// deadLetter wrote.
+func deadLetterSource(d *kgo.Record) sourcePosition {
+	p, _ := strconv.ParseInt(headerValue(d, HeaderSourcePartition), 10, 32)
+	off, _ := strconv.ParseInt(headerValue(d, HeaderSourceOffset), 10, 64)
+	return sourcePosition{store.TopicPartition{Topic: headerValue(d, HeaderSourceTopic), Partition: int32(p)}, off}
 }
 
 // deadLetter builds the DLQ record for r: same key, value and headers, plus
@@ -437,13 +592,6 @@ func (c *Consumer) deadLetter(r *kgo.Record, cause error) *kgo.Record {
 		code = string(ee.Code)
 	}
 	c.log.Debug("dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", cause)
-	topic := c.DLQTopic(r.Topic)
-	c.mu.Lock()
-	n := c.dlqParts[topic]
-	c.mu.Unlock()
-	if n < 1 {
-		n = 1
-	}
 	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+5)
 	headers = append(headers, r.Headers...)
 	headers = append(headers,
@@ -454,8 +602,8 @@ func (c *Consumer) deadLetter(r *kgo.Record, cause error) *kgo.Record {
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
 	)
 	return &kgo.Record{
-		Topic:     topic,
-		Partition: r.Partition % n,
+		Topic:     c.DLQTopic(r.Topic),
+		Partition: r.Partition,
 		Key:       r.Key,
 		Value:     r.Value,
 		Headers:   headers,
@@ -474,37 +622,54 @@ func headerValue(r *kgo.Record, key string) string {
 
 // produceDeadLetters produces recs and waits for every acknowledgement,
 // retrying failures with backoff until ctx ends. Only then may the offsets
-// move past them.
+// move past them. recs are in offset order within each partition; after a
+// failure, a partition's records are produced again from its first failed
+// one, so that the last record of every dead-letter partition is always the
+// highest source offset it holds.
 func (c *Consumer) produceDeadLetters(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	pending := recs
 	for attempt := 0; ; attempt++ {
-		var failed []*kgo.Record
+		results := cl.ProduceSync(ctx, pending...)
+		failedFrom := map[store.TopicPartition]int{} // partition → index of its first failure
 		var firstErr error
-		for _, res := range cl.ProduceSync(ctx, pending...) {
-			if res.Err != nil {
-				failed = append(failed, res.Record)
-				if firstErr == nil {
-					firstErr = res.Err
-				}
+		for i, res := range results {
+			if res.Err == nil {
+				continue
+			}
+			tp := store.TopicPartition{Topic: res.Record.Topic, Partition: res.Record.Partition}
+			if _, ok := failedFrom[tp]; !ok {
+				failedFrom[tp] = i
+			}
+			if firstErr == nil {
+				firstErr = res.Err
 			}
 		}
-		if len(failed) == 0 {
+		if len(failedFrom) == 0 {
 			return nil
 		}
+		var again []*kgo.Record
+		for i, res := range results {
+			tp := store.TopicPartition{Topic: res.Record.Topic, Partition: res.Record.Partition}
+			if from, ok := failedFrom[tp]; ok && i >= from {
+				again = append(again, res.Record)
+			}
+		}
+		c.metrics.writeErrors.WithLabelValues("dead_letter_produce").Inc()
 		if ctx.Err() != nil {
 			return fmt.Errorf("producing dead letters: %w", ctx.Err())
 		}
 		d := backoff(attempt, c.cfg.RetryBackoffMax)
-		c.log.Error("producing dead letters failed; offsets stay put until they are acknowledged", "failed", len(failed), "retry_in", d, "err", firstErr)
+		c.log.Error("producing dead letters failed; offsets stay put until they are acknowledged", "failed", len(again), "retry_in", d, "err", firstErr)
 		if !sleep(ctx, d) {
 			return fmt.Errorf("producing dead letters: %w", ctx.Err())
 		}
-		pending = failed
+		pending = again
 	}
 }
 
 // prepareTopics waits for the brokers, creates missing topics if configured
-// to, and learns the dead-letter topics' partition counts.
+// to, and checks that every source partition has a dead-letter partition of
+// the same number.
 func (c *Consumer) prepareTopics(ctx context.Context) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Brokers...), kgo.ClientID(c.cfg.ClientID), kgo.WithLogger(kgoLogger{c.log}))
 	if err != nil {
@@ -513,7 +678,8 @@ func (c *Consumer) prepareTopics(ctx context.Context) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	sources := []string{c.cfg.UserTopic, c.cfg.OrgTopic}
-	return c.retry(ctx, "preparing kafka topics", func() error {
+	var misconfigured error
+	err = c.retry(ctx, "preparing kafka topics", func() error {
 		if c.cfg.CreateTopics {
 			if err := createTopics(ctx, adm, c.cfg.Partitions, c.cfg.ReplicationFactor, sources...); err != nil {
 				return err
@@ -534,23 +700,25 @@ func (c *Consumer) prepareTopics(ctx context.Context) error {
 					return err
 				}
 			}
-		}
-		dlqs := []string{c.DLQTopic(c.cfg.UserTopic), c.DLQTopic(c.cfg.OrgTopic)}
-		dd, err := adm.ListTopics(ctx, dlqs...)
-		if err != nil {
-			return fmt.Errorf("listing dead-letter topics: %w", err)
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, topic := range dlqs {
-			d, ok := dd[topic]
-			if !ok || d.Err != nil || len(d.Partitions) == 0 {
-				return fmt.Errorf("dead-letter topic %s does not exist (create-topics is off): %v", topic, d.Err)
+			dd, err := adm.ListTopics(ctx, dlq)
+			if err != nil {
+				return fmt.Errorf("listing dead-letter topics: %w", err)
 			}
-			c.dlqParts[topic] = int32(len(d.Partitions))
+			dl, ok := dd[dlq]
+			if !ok || dl.Err != nil || len(dl.Partitions) == 0 {
+				return fmt.Errorf("dead-letter topic %s does not exist (create-topics is off): %v", dlq, dl.Err)
+			}
+			if len(dl.Partitions) < len(d.Partitions) {
+				misconfigured = fmt.Errorf("dead-letter topic %s has %d partitions, fewer than the %d of %s: exactly-once dead letters need one for each source partition; add partitions to it", dlq, len(dl.Partitions), len(d.Partitions), topic)
+				return nil
+			}
 		}
 		return nil
 	})
+	if misconfigured != nil {
+		return misconfigured
+	}
+	return err
 }
 
 func createTopics(ctx context.Context, adm *kadm.Client, partitions int32, rf int16, topics ...string) error {
@@ -605,14 +773,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func fmtOffsets(m map[store.TopicPartition]*int64) map[string]string {
+func fmtClaims(m map[store.TopicPartition]store.Claim) map[string]string {
 	out := make(map[string]string, len(m))
-	for tp, n := range m {
+	for tp, cl := range m {
 		v := "none"
-		if n != nil {
-			v = strconv.FormatInt(*n, 10)
+		if cl.Next != nil {
+			v = strconv.FormatInt(*cl.Next, 10)
 		}
-		out[tp.String()] = v
+		out[tp.String()] = v + " (generation " + strconv.FormatInt(cl.Generation, 10) + ")"
 	}
 	return out
 }

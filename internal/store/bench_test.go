@@ -29,7 +29,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 			us[i] = user(fmt.Sprintf("user-%d", (off+int64(i))%100000), event.UserUpdated, "name", "org", t0.Add(time.Duration(off+int64(i))*time.Microsecond), 0, off+int64(i))
 		}
 		to := off + n
-		batch := &store.Batch{UserTopic: "u", OrgTopic: "o", Users: us, Offsets: []store.OffsetAdvance{{Topic: "u", Partition: 0, From: next, To: to}}}
+		batch := &store.Batch{UserTopic: "u", OrgTopic: "o", Users: us, Offsets: []store.OffsetAdvance{{Topic: "u", Partition: 0, Generation: 1, From: next, To: to}}}
 		if err := st.WriteBatch(ctx, batch); err != nil {
 			b.Fatal(err)
 		}

@@ -92,6 +92,7 @@ var (
 	sqlUpsertOrgs   = query("upsert_orgs")
 	sqlAdvance      = query("advance_offsets")
 	sqlClaimOffsets = query("claim_offsets")
+	sqlLost         = query("lost_partitions")
 	sqlUsersByName  = query("users_by_name")
 )
 

@@ -39,15 +39,16 @@ func org(name, tier string, at time.Time, part int32, off int64) event.Org {
 	return event.Org{Name: name, Tier: ptr(tier), CreatedAt: at, Pos: event.Position{Partition: part, Offset: off}, LogTime: at}
 }
 
-// adv builds the offset advances for records at the given partition/offsets,
-// given what the writer believes is stored.
+// adv builds the offset advance for records at the given partition/offsets,
+// given what the writer believes is stored, under the first claim's
+// generation.
 func adv(topic string, part int32, from *int64, to int64) store.OffsetAdvance {
-	return store.OffsetAdvance{Topic: topic, Partition: part, From: from, To: to}
+	return store.OffsetAdvance{Topic: topic, Partition: part, Generation: 1, From: from, To: to}
 }
 
 func i64(v int64) *int64 { return &v }
 
-func claim(t *testing.T, st *store.Store, tps ...store.TopicPartition) map[store.TopicPartition]*int64 {
+func claim(t *testing.T, st *store.Store, tps ...store.TopicPartition) map[store.TopicPartition]store.Claim {
 	t.Helper()
 	m, err := st.ClaimOffsets(context.Background(), tps)
 	if err != nil {
@@ -141,7 +142,7 @@ func TestWriteBatchEventTimeOrdering(t *testing.T) {
 	}
 
 	stored := claim(t, st, tp, store.TopicPartition{Topic: "u", Partition: 1})
-	want := map[store.TopicPartition]*int64{tp: i64(4), {Topic: "u", Partition: 1}: i64(2)}
+	want := map[store.TopicPartition]store.Claim{tp: {Next: i64(4), Generation: 2}, {Topic: "u", Partition: 1}: {Next: i64(2), Generation: 2}}
 	if diff := cmp.Diff(want, stored); diff != "" {
 		t.Errorf("stored offsets (-want +got):\n%s", diff)
 	}
@@ -226,6 +227,51 @@ func TestWriteBatchFencing(t *testing.T) {
 	}
 }
 
+// TestClaimFencesEarlierOwner: once a partition is claimed again, a batch
+// under the old generation is refused even though its offsets line up, and
+// LostPartitions reports the partition before anything is written.
+func TestClaimFencesEarlierOwner(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	p0, p1 := store.TopicPartition{Topic: "u", Partition: 0}, store.TopicPartition{Topic: "u", Partition: 1}
+	first := claim(t, st, p0, p1)
+	if first[p0].Generation != 1 || first[p0].Next != nil {
+		t.Fatalf("first claim = %+v, want generation 1 and no offset", first[p0])
+	}
+	second := claim(t, st, p0) // a new owner of partition 0
+	if second[p0].Generation != 2 {
+		t.Fatalf("second claim generation = %d, want 2", second[p0].Generation)
+	}
+	old := []store.OffsetAdvance{adv("u", 0, nil, 1), adv("u", 1, nil, 1)}
+	lost, err := st.LostPartitions(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) != 1 || lost[0] != p0 {
+		t.Errorf("LostPartitions = %v, want [u/0]", lost)
+	}
+	err = st.WriteBatch(ctx, &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("z", event.UserCreated, "zombie", "A", t0, 0, 0)},
+		Offsets: old[:1]})
+	if store.Classify(err) != store.Fenced {
+		t.Fatalf("batch under a stale generation: err = %v, want fenced", err)
+	}
+	if got := names(t, st, "zombie"); len(got) != 0 {
+		t.Errorf("fenced batch wrote state: %+v", got)
+	}
+	cur := adv("u", 0, nil, 1)
+	cur.Generation = second[p0].Generation
+	if err := st.WriteBatch(ctx, &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("a", event.UserCreated, "alice", "A", t0, 0, 0)},
+		Offsets: []store.OffsetAdvance{cur}}); err != nil {
+		t.Fatalf("batch under the current generation: %v", err)
+	}
+	if again := claim(t, st, p0); again[p0].Next == nil || *again[p0].Next != 1 {
+		t.Errorf("claim after commit = %+v, want next offset 1", again[p0])
+	}
+}
+
 func TestUsersByNameIsLiteral(t *testing.T) {
 	t.Parallel()
 	st := setup(t)
@@ -291,7 +337,7 @@ func TestConcurrentWritersDoNotDeadlock(t *testing.T) {
 				}
 				to := int64((b + 1) * perBatch)
 				err := st.WriteBatch(ctx, &store.Batch{UserTopic: "u", OrgTopic: "o", Users: us,
-					Offsets: []store.OffsetAdvance{{Topic: "u", Partition: part, From: next, To: to}}})
+					Offsets: []store.OffsetAdvance{{Topic: "u", Partition: part, Generation: 1, From: next, To: to}}})
 				if err != nil {
 					errc <- fmt.Errorf("writer %d batch %d: %w (class %v)", part, b, err, store.Classify(err))
 					return

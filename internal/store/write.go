@@ -8,14 +8,24 @@ import (
 	"github.com/streamjoin/streamjoin/internal/event"
 )
 
-// OffsetAdvance moves one partition's stored offset. From is the value the
-// writer last saw (nil: nothing stored yet); To is the next offset to consume
-// after the batch.
+// OffsetAdvance moves one partition's stored offset. Generation is the one
+// the writer claimed (ClaimOffsets); From is the offset the writer last saw
+// (nil: nothing stored yet); To is the next offset to consume after the
+// batch.
 type OffsetAdvance struct {
-	Topic     string
-	Partition int32
-	From      *int64
-	To        int64
+	Topic      string
+	Partition  int32
+	Generation int64
+	From       *int64
+	To         int64
+}
+
+// Claim is a partition's stored state as ClaimOffsets found it.
+type Claim struct {
+	// Next is the next offset to consume; nil when nothing was committed.
+	Next *int64
+	// Generation identifies this claim; batches must carry it.
+	Generation int64
 }
 
 // Batch is what one transaction writes: every valid record for the raw logs,
@@ -34,8 +44,8 @@ type Batch struct {
 // event per key into users and organizations. Either all of it commits or
 // none of it does.
 //
-// If another writer has moved a partition's offset, WriteBatch rolls back and
-// returns a *FencedError. Other errors can be sorted with Classify; the
+// If another writer has claimed a partition since this one did, or moved its
+// offset, WriteBatch rolls back and returns a *FencedError. Other errors can be sorted with Classify; the
 // caller decides whether to retry.
 func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 	users := event.LatestUsers(b.Users)
@@ -80,12 +90,13 @@ func advanceOffsets(ctx context.Context, tx pgx.Tx, adv []OffsetAdvance) error {
 	}
 	topics := make([]string, len(adv))
 	parts := make([]int32, len(adv))
+	gens := make([]int64, len(adv))
 	froms := make([]*int64, len(adv))
 	tos := make([]int64, len(adv))
 	for i, a := range adv {
-		topics[i], parts[i], froms[i], tos[i] = a.Topic, a.Partition, a.From, a.To
+		topics[i], parts[i], gens[i], froms[i], tos[i] = a.Topic, a.Partition, a.Generation, a.From, a.To
 	}
-	rows, err := tx.Query(ctx, sqlAdvance, topics, parts, froms, tos)
+	rows, err := tx.Query(ctx, sqlAdvance, topics, parts, gens, froms, tos)
 	if err != nil {
 		return fmt.Errorf("advancing offsets: %w", err)
 	}
@@ -109,10 +120,10 @@ func advanceOffsets(ctx context.Context, tx pgx.Tx, adv []OffsetAdvance) error {
 	return fe
 }
 
-// ClaimOffsets makes sure each partition has a row in kafka_offsets and
-// returns the stored next offsets; a partition with nothing committed yet
-// maps to nil.
-func (s *Store) ClaimOffsets(ctx context.Context, tps []TopicPartition) (map[TopicPartition]*int64, error) {
+// ClaimOffsets claims partitions for this writer: it makes sure each has a
+// row in kafka_offsets, bumps its generation, which fences out any earlier
+// owner, and returns the stored next offsets with the new generations.
+func (s *Store) ClaimOffsets(ctx context.Context, tps []TopicPartition) (map[TopicPartition]Claim, error) {
 	topics := make([]string, len(tps))
 	parts := make([]int32, len(tps))
 	for i, tp := range tps {
@@ -122,17 +133,39 @@ func (s *Store) ClaimOffsets(ctx context.Context, tps []TopicPartition) (map[Top
 	if err != nil {
 		return nil, fmt.Errorf("claiming offsets: %w", err)
 	}
-	out := make(map[TopicPartition]*int64, len(tps))
+	out := make(map[TopicPartition]Claim, len(tps))
 	var tp TopicPartition
-	var next *int64
-	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
-		out[tp] = next
+	var c Claim
+	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &c.Next, &c.Generation}, func() error {
+		out[tp] = c
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claiming offsets: %w", err)
 	}
 	return out, nil
+}
+
+// LostPartitions returns those of the given partitions that another writer
+// has claimed since the generation given for each. The consumer asks before
+// producing dead letters, so that a member that lost its partitions does not
+// produce them twice.
+func (s *Store) LostPartitions(ctx context.Context, owned []OffsetAdvance) ([]TopicPartition, error) {
+	topics := make([]string, len(owned))
+	parts := make([]int32, len(owned))
+	gens := make([]int64, len(owned))
+	for i, a := range owned {
+		topics[i], parts[i], gens[i] = a.Topic, a.Partition, a.Generation
+	}
+	rows, err := s.pool.Query(ctx, sqlLost, topics, parts, gens)
+	if err != nil {
+		return nil, fmt.Errorf("checking partition ownership: %w", err)
+	}
+	lost, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TopicPartition])
+	if err != nil {
+		return nil, fmt.Errorf("checking partition ownership: %w", err)
+	}
+	return lost, nil
 }
 
 var (
