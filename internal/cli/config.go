@@ -142,6 +142,7 @@ func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "larger record values go to the dead-letter topic")
 	fs.DurationVar(&c.RetryBackoffMax, "retry-backoff-max", d.RetryBackoffMax, "cap of the backoff between retries of a failed write")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long the batch in flight may take to commit at shutdown")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", d.SessionTimeout, "how long the group waits for a silent member before reassigning its partitions")
 }
 
 func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {

@@ -46,6 +46,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long the batch in flight may take to
 	// commit after shutdown begins. Default 30s.
 	ShutdownTimeout time.Duration
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to others. Default 45s.
+	SessionTimeout time.Duration
 	// ClientID is sent to the brokers. Default "streamjoin".
 	ClientID string
 }
@@ -60,6 +63,7 @@ const (
 	DefaultMaxPollRecords  = 5000
 	DefaultRetryBackoffMax = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultSessionTimeout  = 45 * time.Second
 )
 
 // DefaultConfig returns the defaults, with topic creation on.
@@ -97,6 +101,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	return c
 }
@@ -145,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown-timeout %s: must be positive", c.ShutdownTimeout)
+	}
+	if c.SessionTimeout < time.Second {
+		return fmt.Errorf("session-timeout %s: must be at least 1s", c.SessionTimeout)
 	}
 	return nil
 }

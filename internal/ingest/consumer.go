@@ -180,6 +180,8 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.ClientID(c.cfg.ClientID),
 		kgo.WithLogger(kgoLogger{c.log}),
 		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.SessionTimeout(c.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(c.cfg.UserTopic, c.cfg.OrgTopic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),

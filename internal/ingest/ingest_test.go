@@ -561,3 +561,60 @@ func TestDeadLetterProduceFailureHoldsOffset(t *testing.T) {
 	e.waitCaughtUp(t, map[string][]*rec{"user_events": users, "org_events": nil})
 	e.checkDLQ(t, "user_events", users, true)
 }
+
+// pausingWriter holds the first batch until released, like a member paused
+// (SIGSTOP, a long GC) between polling and committing, and records what the
+// store answered when it resumed.
+type pausingWriter struct {
+	ingest.Writer
+	paused  chan struct{}
+	release chan struct{}
+	once    sync.Once
+	first   chan error
+}
+
+func (w *pausingWriter) WriteBatch(ctx context.Context, b *store.Batch) error {
+	first := false
+	w.once.Do(func() { first = true })
+	if !first {
+		return w.Writer.WriteBatch(ctx, b)
+	}
+	close(w.paused)
+	<-w.release
+	err := w.Writer.WriteBatch(ctx, b)
+	w.first <- err
+	return err
+}
+
+// TestZombieBatchIsFenced: while a member is paused with a batch in hand,
+// another member claims its partitions. When the paused member resumes, its
+// batch is refused and nothing of it lands.
+func TestZombieBatchIsFenced(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(1, "user_events", "org_events"))
+	users, _ := workload(4, 50, 300, 5, 0)
+	produce(t, e.broker, "user_events", users)
+	w := &pausingWriter{Writer: e.st, paused: make(chan struct{}), release: make(chan struct{}), first: make(chan error, 1)}
+	e.startWith(t, e.config(5000), w)
+	select {
+	case <-w.paused:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer never wrote a batch")
+	}
+	// The successor's claim, as on its assignment.
+	tps := []store.TopicPartition{{Topic: "user_events", Partition: 0}, {Topic: "org_events", Partition: 0}}
+	if _, err := e.st.ClaimOffsets(context.Background(), tps); err != nil {
+		t.Fatal(err)
+	}
+	close(w.release)
+	if err := <-w.first; store.Classify(err) != store.Fenced {
+		t.Fatalf("the paused member's batch: err = %v, want fenced", err)
+	}
+	var n int
+	if err := e.conn(t).QueryRow(context.Background(), "SELECT (SELECT count(*) FROM "+e.schema+".user_events) + (SELECT count(*) FROM "+e.schema+".users) + (SELECT count(*) FROM "+e.schema+".kafka_offsets WHERE next_offset IS NOT NULL)").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the fenced batch left %d rows behind", n)
+	}
+}

@@ -1,0 +1,142 @@
+package chaos_test
+
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCrashes kills the process with SIGKILL again and again while the stream
+// flows, half of the time while a batch transaction is open, and restarts
+// it. The end state is that of one clean run: nothing lost, nothing
+// duplicated, every invalid record dead-lettered once.
+func TestCrashes(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	started := time.Now()
+	n, kills := *flagEvents, *flagKills
+	// Spread the stream over the kill phase, so every kill lands mid-stream.
+	s := h.produce(streamConfig(n, 42), max(2000, n/kills/2), nil)
+	r := newRand(t)
+	f := figures{Test: "crashes"}
+	for k := 0; k < kills; k++ {
+		before := total(h.committed())
+		p := h.start()
+		if !h.waitProgress(before, 60*time.Second) {
+			t.Fatalf("kill %d: the restarted process made no progress in 60s", k)
+		}
+		if k%2 == 0 {
+			if h.waitInTransaction(5 * time.Second) {
+				f.KillsInCommit++
+			}
+		} else {
+			time.Sleep(time.Duration(r.IntN(500)) * time.Millisecond)
+		}
+		p.kill(t)
+		f.Kills++
+	}
+	if f.KillsInCommit == 0 {
+		t.Error("no kill landed inside a batch transaction")
+	}
+	p := h.start()
+	f.Restarts = kills + 1
+	h.waitCaughtUp(s, 10*time.Minute)
+	h.check(s, &f)
+	p.stop(t, 20*time.Second)
+	f.DurationSeconds = int(time.Since(started).Seconds())
+	report(t, f)
+}
+
+// TestRebalancesAndZombie runs three members of one group while the stream
+// flows, kills or stops one at random every second or two, and pauses one
+// with SIGSTOP past its session timeout. The resumed zombie must not commit
+// for partitions it lost, and the end checks hold.
+func TestRebalancesAndZombie(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	started := time.Now()
+	n := *flagEvents
+	const rounds = 8
+	s := h.produce(streamConfig(n, 7), max(2000, n/20), nil)
+	r := newRand(t)
+	f := figures{Test: "rebalances"}
+	procs := []*proc{h.start(), h.start(), h.start()}
+	if !h.waitProgress(0, 60*time.Second) {
+		t.Fatal("no progress in 60s")
+	}
+	for i := 0; i < rounds; i++ {
+		time.Sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond)
+		j := r.IntN(len(procs))
+		if r.IntN(2) == 0 {
+			procs[j].kill(t)
+			f.Kills++
+		} else {
+			procs[j].stop(t, 20*time.Second)
+		}
+		procs[j] = h.start()
+		f.Restarts++
+	}
+
+	// The zombie: pause a member past its session timeout while the others
+	// take over its partitions, then let it run again.
+	zombie := procs[0]
+	if !h.waitInTransaction(5 * time.Second) {
+		t.Log("no batch in flight when pausing the zombie")
+	}
+	zombie.signal(t, syscall.SIGSTOP)
+	before := total(h.committed())
+	time.Sleep(h.session + 3*time.Second)
+	if !h.waitProgress(before, 30*time.Second) {
+		t.Fatal("the other members made no progress while the zombie was paused")
+	}
+	zombie.signal(t, syscall.SIGCONT)
+
+	h.waitCaughtUp(s, 10*time.Minute)
+	h.check(s, &f)
+	for _, p := range procs {
+		f.ZombieFenced += p.logCount("batch fenced") + p.logCount("partitions claimed by another member")
+		p.stop(t, 20*time.Second)
+	}
+	if !zombie.logHas("partitions lost") && f.ZombieFenced == 0 {
+		t.Error("the resumed zombie neither noticed it lost its partitions nor was fenced")
+	}
+	f.DurationSeconds = int(time.Since(started).Seconds())
+	report(t, f)
+}
+
+// TestGracefulShutdown sends SIGTERM mid-stream: the process commits the
+// batch in flight, leaves the group and exits 0 well within its shutdown
+// timeout, and the next process re-reads nothing that was committed.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "")
+	started := time.Now()
+	n := min(*flagEvents, 50_000)
+	s := h.produce(streamConfig(n, 9), n/6, nil)
+	f := figures{Test: "graceful-shutdown"}
+	for round := 0; round < 3; round++ {
+		before := total(h.committed())
+		p := h.start()
+		if !h.waitProgress(before, 60*time.Second) {
+			t.Fatal("no progress in 60s")
+		}
+		h.waitInTransaction(2 * time.Second)
+		took := p.stop(t, 12*time.Second) // --shutdown-timeout is 10s
+		if !p.logHas("kafka consumer closed") {
+			t.Errorf("%s did not log closing its Kafka client", p.name)
+		}
+		t.Logf("%s exited %s after SIGTERM", p.name, took)
+		f.Restarts++
+	}
+	p := h.start()
+	h.waitCaughtUp(s, 5*time.Minute)
+	for _, topic := range h.topics {
+		if v := p.metric("streamjoin_ingest_records_total", `outcome="skipped"`, `topic="`+topic+`"`); v != 0 {
+			t.Errorf("the process after a graceful stop re-read %v committed records of %s", v, topic)
+		}
+	}
+	h.check(s, &f)
+	p.stop(t, 12*time.Second)
+	f.DurationSeconds = int(time.Since(started).Seconds())
+	report(t, f)
+}
