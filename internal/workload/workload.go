@@ -341,9 +341,9 @@ func (g *Generator) key(entity, ts string) []byte {
 // Invalid user and organization values: each must be rejected.
 var (
 	badUsers = []string{
-		`{"id":"x","event_type":"User Created","username":"a"`,                                    // truncated
-		`[{"id":"x"}]`,                                                                            // array
-		`"User Created"`,                                                                          // scalar
+		`{"id":"x","event_type":"User Created","username":"a"`, // truncated
+		`[{"id":"x"}]`,   // array
+		`"User Created"`, // scalar
 		`{"id":"x","event_type":"User Created","username":"","received_at":"2021-03-01 00:00:00"}`, // empty name
 		`{"id":"x","event_type":"User Exploded","username":"a","received_at":"2021-03-01 00:00:00"}`,
 		`{"id":"x","event_type":"User Created","username":"a","received_at":"yesterday"}`,
