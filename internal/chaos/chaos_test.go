@@ -12,7 +12,7 @@ import (
 // duplicated, every invalid record dead-lettered once.
 func TestCrashes(t *testing.T) {
 	t.Parallel()
-	h := setup(t, "")
+	h := setup(t, "", "")
 	started := time.Now()
 	n, kills := *flagEvents, *flagKills
 	// Spread the stream over the kill phase, so every kill lands mid-stream.
@@ -53,7 +53,7 @@ func TestCrashes(t *testing.T) {
 // for partitions it lost, and the end checks hold.
 func TestRebalancesAndZombie(t *testing.T) {
 	t.Parallel()
-	h := setup(t, "")
+	h := setup(t, "", "")
 	started := time.Now()
 	n := *flagEvents
 	const rounds = 8
@@ -109,7 +109,7 @@ func TestRebalancesAndZombie(t *testing.T) {
 // timeout, and the next process re-reads nothing that was committed.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	h := setup(t, "")
+	h := setup(t, "", "")
 	started := time.Now()
 	n := min(*flagEvents, 50_000)
 	s := h.produce(streamConfig(n, 9), n/6, nil)

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamjoin/streamjoin/internal/devenv"
 	"github.com/streamjoin/streamjoin/internal/ingest"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 	"github.com/streamjoin/streamjoin/internal/workload"
@@ -86,15 +87,20 @@ type harness struct {
 }
 
 // setup starts a broker with both topics (6 partitions) and picks a fresh
-// schema on the PostgreSQL at pgDSN ("" for the shared test server).
-func setup(t *testing.T, pgDSN string, kopts ...kfake.Opt) *harness {
+// schema on the PostgreSQL at pgDSN ("" for the shared test server). With
+// broker set, it uses that address and starts no broker.
+func setup(t *testing.T, pgDSN, broker string) *harness {
 	t.Helper()
-	h := &harness{t: t, pgDSN: pgDSN, topics: []string{"user_events", "org_events"}, session: 2 * time.Second}
+	h := &harness{t: t, pgDSN: pgDSN, broker: broker, topics: []string{"user_events", "org_events"}, session: 2 * time.Second}
 	if h.pgDSN == "" {
 		h.pgDSN = testenv.PostgresDSN(t)
+		h.schema = testenv.Schema(t)
+	} else {
+		h.schema = "chaos" // a private server, used by this test alone
 	}
-	h.schema = testenv.Schema(t)
-	h.broker, h.kafka = testenv.Kafka(t, append(h.kafkaOpts(), kopts...)...)
+	if h.broker == "" {
+		h.broker, h.kafka = testenv.Kafka(t, h.kafkaOpts()...)
+	}
 	h.logDir = t.TempDir()
 	h.conn = h.connect()
 	t.Cleanup(func() {
@@ -123,6 +129,33 @@ func (h *harness) connect() *pgx.Conn {
 	}
 	h.t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// reconnect replaces the harness's connection after a database restart.
+func (h *harness) reconnect() { h.conn = h.connect() }
+
+// privatePostgres starts a PostgreSQL of the test's own, which it may stop
+// and start again on the same port and data.
+func privatePostgres(t *testing.T) (start func() *devenv.Postgres) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "streamjoin-chaos-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755) // the postgres user must reach it when we run as root
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	port := freePort(t)
+	return func() *devenv.Postgres {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresConfig{Dir: filepath.Join(dir, "data"), Port: port, Fast: true}, testenv.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = pg.Stop() })
+		return pg
+	}
 }
 
 func (h *harness) appName() string { return "sj-" + h.schema }
