@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/streamjoin
 PKGS     := ./...
 
-.PHONY: all build dev test test-short bench fuzz vet fmt postgres clean
+.PHONY: all build dev test test-short bench chaos fuzz vet fmt postgres clean
 
 all: build
 
@@ -32,6 +32,15 @@ vet:
 ## bench: the hot-path microbenchmarks
 bench: postgres
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem $(PKGS)
+
+## chaos: the long failure tests (CHAOS_EVENTS events, CHAOS_KILLS SIGKILLs);
+## each test appends its figures to bench-results/chaos.jsonl
+CHAOS_EVENTS ?= 1000000
+CHAOS_KILLS  ?= 50
+chaos: postgres
+	@mkdir -p bench-results
+	$(GO) test -count=1 -timeout 90m ./internal/chaos -chaos.events $(CHAOS_EVENTS) -chaos.kills $(CHAOS_KILLS) -chaos.report $(CURDIR)/bench-results/chaos.jsonl
+	@tail -n 5 bench-results/chaos.jsonl
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
