@@ -41,22 +41,20 @@ func TestCrashes(t *testing.T) {
 	p := h.start()
 	f.Restarts = kills + 1
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.check(s, &f)
+	h.check(s, &f, false)
 	p.stop(t, 20*time.Second)
 	f.DurationSeconds = int(time.Since(started).Seconds())
 	report(t, f)
 }
 
-// TestRebalancesAndZombie runs three members of one group while the stream
-// flows, kills or stops one at random every second or two, and pauses one
-// with SIGSTOP past its session timeout. The resumed zombie must not commit
-// for partitions it lost, and the end checks hold.
-func TestRebalancesAndZombie(t *testing.T) {
+// TestRebalances runs three members of one group while the stream flows,
+// and every second or two kills one (SIGKILL) or stops it (SIGTERM) and
+// starts a new one. Partitions move at every change; the end checks hold.
+func TestRebalances(t *testing.T) {
 	t.Parallel()
 	h := setup(t, "", "")
 	started := time.Now()
 	n := *flagEvents
-	const rounds = 8
 	s := h.produce(streamConfig(n, 7), max(2000, n/20), nil)
 	r := newRand(t)
 	f := figures{Test: "rebalances"}
@@ -64,7 +62,7 @@ func TestRebalancesAndZombie(t *testing.T) {
 	if !h.waitProgress(0, 60*time.Second) {
 		t.Fatal("no progress in 60s")
 	}
-	for i := 0; i < rounds; i++ {
+	for i := 0; i < 8; i++ {
 		time.Sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond)
 		j := r.IntN(len(procs))
 		if r.IntN(2) == 0 {
@@ -76,29 +74,59 @@ func TestRebalancesAndZombie(t *testing.T) {
 		procs[j] = h.start()
 		f.Restarts++
 	}
-
-	// The zombie: pause a member past its session timeout while the others
-	// take over its partitions, then let it run again.
-	zombie := procs[0]
-	if !h.waitInTransaction(5 * time.Second) {
-		t.Log("no batch in flight when pausing the zombie")
-	}
-	zombie.signal(t, syscall.SIGSTOP)
-	before := total(h.committed())
-	time.Sleep(h.session + 3*time.Second)
-	if !h.waitProgress(before, 30*time.Second) {
-		t.Fatal("the other members made no progress while the zombie was paused")
-	}
-	zombie.signal(t, syscall.SIGCONT)
-
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.check(s, &f)
+	h.check(s, &f, false)
+	for _, p := range procs {
+		p.stop(t, 20*time.Second)
+	}
+	f.DurationSeconds = int(time.Since(started).Seconds())
+	report(t, f)
+}
+
+// TestZombies pauses a member (SIGSTOP) past its session timeout, just after
+// it committed a batch so that it most likely holds the next one, while the
+// others take over its partitions; then it resumes (SIGCONT). Its late batch
+// must be refused: the tables and raw logs end exactly right. A dead letter
+// may appear twice here, and only here: see docs/delivery-semantics.md.
+func TestZombies(t *testing.T) {
+	t.Parallel()
+	h := setup(t, "", "")
+	started := time.Now()
+	n := *flagEvents
+	const zombies = 3
+	s := h.produce(streamConfig(n, 8), max(2000, n/40), nil)
+	f := figures{Test: "zombies"}
+	procs := []*proc{h.start(), h.start(), h.start()}
+	if !h.waitProgress(0, 60*time.Second) {
+		t.Fatal("no progress in 60s")
+	}
+	for z := 0; z < zombies; z++ {
+		// Not inside a transaction: its row locks would stall the others
+		// until it resumed, which proves nothing.
+		zombie := h.writingProc(procs, 10*time.Second)
+		if zombie == nil {
+			t.Fatal("no member committed a batch in 10s")
+		}
+		h.waitWriting(h.appName()+"-"+zombie.name, false, 5*time.Second)
+		zombie.signal(t, syscall.SIGSTOP)
+		before := total(h.committed())
+		time.Sleep(h.session + 3*time.Second)
+		select {
+		case <-s.done:
+			t.Log("the stream ended before this zombie; the other members may have nothing left to do")
+		default:
+			if !h.waitProgress(before, 30*time.Second) {
+				t.Fatal("the other members made no progress while the zombie was paused")
+			}
+		}
+		zombie.signal(t, syscall.SIGCONT)
+		time.Sleep(time.Second)
+	}
+	h.waitCaughtUp(s, 10*time.Minute)
+	h.check(s, &f, true)
 	for _, p := range procs {
 		f.ZombieFenced += p.logCount("batch fenced") + p.logCount("partitions claimed by another member")
 		p.stop(t, 20*time.Second)
-	}
-	if !zombie.logHas("partitions lost") && f.ZombieFenced == 0 {
-		t.Error("the resumed zombie neither noticed it lost its partitions nor was fenced")
 	}
 	f.DurationSeconds = int(time.Since(started).Seconds())
 	report(t, f)
@@ -135,7 +163,7 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("the process after a graceful stop re-read %v committed records of %s", v, topic)
 		}
 	}
-	h.check(s, &f)
+	h.check(s, &f, false)
 	p.stop(t, 12*time.Second)
 	f.DurationSeconds = int(time.Since(started).Seconds())
 	report(t, f)

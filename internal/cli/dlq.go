@@ -166,7 +166,7 @@ are still invalid go to the dead-letter topic again.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "dry run: %d dead letter(s) of %s match; nothing produced\n", res.Matched, f.topic)
 			return nil
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "replayed %d of %d matching dead letter(s) of %s\n", res.Replayed, res.Matched, f.topic)
+		fmt.Fprintf(cmd.OutOrStdout(), "replayed %d of %d matching dead letter(s) of %s (%d duplicate(s) skipped)\n", res.Replayed, res.Matched, f.topic, res.Duplicates)
 		for topic, n := range res.Topics {
 			fmt.Fprintf(cmd.OutOrStdout(), "  %d to %s\n", n, topic)
 		}

@@ -155,6 +155,9 @@ func parse(r *kgo.Record) *Letter {
 type ReplayResult struct {
 	Matched  int
 	Replayed int
+	// Duplicates counts matching dead letters skipped because one with the
+	// same source topic, partition and offset came earlier.
+	Duplicates int
 	// Topics counts replayed records per source topic.
 	Topics map[string]int
 }
@@ -169,11 +172,23 @@ type ReplayResult struct {
 func Replay(ctx context.Context, topic string, filter Filter, dryRun bool, opts ...kgo.Opt) (ReplayResult, error) {
 	res := ReplayResult{Topics: map[string]int{}}
 	var recs []*kgo.Record
+	type source struct {
+		topic     string
+		partition int32
+		offset    int64
+	}
+	seen := map[source]bool{}
 	err := Read(ctx, topic, filter, func(l *Letter) error {
 		res.Matched++
 		if l.SourceTopic == "" {
 			return fmt.Errorf("dead letter %s/%d/%d has no %s header; it was not written by streamjoin", l.Topic, l.Partition, l.Offset, ingest.HeaderSourceTopic)
 		}
+		src := source{l.SourceTopic, l.SourcePartition, l.SourceOffset}
+		if seen[src] {
+			res.Duplicates++
+			return nil
+		}
+		seen[src] = true
 		headers := append(append([]kgo.RecordHeader(nil), l.Headers...), kgo.RecordHeader{
 			Key: HeaderReplayedFrom, Value: fmt.Appendf(nil, "%s/%d/%d", l.Topic, l.Partition, l.Offset),
 		})

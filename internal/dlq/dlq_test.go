@@ -90,9 +90,21 @@ func TestReplay(t *testing.T) {
 	t.Parallel()
 	broker := setup(t, 6)
 	ctx := context.Background()
+	// A second dead letter for record 0's source position, as a paused
+	// member can leave: replayed once.
+	cl0, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := []kgo.RecordHeader{{Key: ingest.HeaderError, Value: []byte("bad_timestamp: again")}, {Key: ingest.HeaderErrorCode, Value: []byte("bad_timestamp")},
+		{Key: ingest.HeaderSourceTopic, Value: []byte("user_events")}, {Key: ingest.HeaderSourcePartition, Value: []byte("0")}, {Key: ingest.HeaderSourceOffset, Value: []byte("100")}}
+	if err := cl0.ProduceSync(ctx, &kgo.Record{Topic: "user_events.dlq", Partition: 0, Key: []byte("k0"), Value: []byte(`{"n":0}`), Headers: dup}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl0.Close()
 	dry, err := dlq.Replay(ctx, "user_events.dlq", dlq.Filter{Code: "bad_timestamp"}, true, kgo.SeedBrokers(broker))
-	if err != nil || dry.Matched != 3 || dry.Replayed != 0 {
-		t.Fatalf("dry run = %+v, %v; want 3 matched, none replayed", dry, err)
+	if err != nil || dry.Matched != 4 || dry.Duplicates != 1 || dry.Replayed != 0 {
+		t.Fatalf("dry run = %+v, %v; want 4 matched, 1 duplicate, none replayed", dry, err)
 	}
 	res, err := dlq.Replay(ctx, "user_events.dlq", dlq.Filter{Code: "bad_timestamp"}, false, kgo.SeedBrokers(broker))
 	if err != nil || res.Replayed != 3 || res.Topics["user_events"] != 3 {

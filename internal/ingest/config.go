@@ -49,6 +49,11 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 45s.
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long the group waits, in a rebalance, for
+	// every member to finish its batch and rejoin; a member that takes
+	// longer is removed and its partitions move on (its late batch is then
+	// fenced). Default 60s.
+	RebalanceTimeout time.Duration
 	// ClientID is sent to the brokers. Default "streamjoin".
 	ClientID string
 }
@@ -64,6 +69,8 @@ const (
 	DefaultRetryBackoffMax = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultSessionTimeout  = 45 * time.Second
+	// DefaultRebalanceTimeout is Kafka's own default.
+	DefaultRebalanceTimeout = 60 * time.Second
 )
 
 // DefaultConfig returns the defaults, with topic creation on.
@@ -104,6 +111,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = DefaultRebalanceTimeout
 	}
 	return c
 }
@@ -155,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTimeout < time.Second {
 		return fmt.Errorf("session-timeout %s: must be at least 1s", c.SessionTimeout)
+	}
+	if c.RebalanceTimeout < time.Second {
+		return fmt.Errorf("rebalance-timeout %s: must be at least 1s", c.RebalanceTimeout)
 	}
 	return nil
 }

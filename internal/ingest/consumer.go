@@ -125,9 +125,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err := cl.LeaveGroupContext(lctx); err != nil {
 			c.log.Warn("leaving consumer group", "err", err)
 		}
-		cl.Close()
-		c.log.Info("kafka consumer closed")
+		// Close waits for the group to be left, which in a stuck rebalance
+		// can take up to the rebalance timeout; do not hold up the exit.
+		closed := make(chan struct{})
+		go func() { cl.Close(); close(closed) }()
+		select {
+		case <-closed:
+			c.log.Info("kafka consumer closed")
+		case <-time.After(5 * time.Second):
+			c.log.Warn("kafka consumer did not close within 5s; leaving it behind")
+		}
 	}()
+	// Runs until the loop ends; its last commit precedes leaving the group.
+	lag := newLagCommitter(cl, c.log)
+	lagCtx, stopLag := context.WithCancel(context.WithoutCancel(ctx))
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); lag.run(lagCtx) }()
+	defer func() { stopLag(); <-lagDone }()
 	c.log.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.Group, "topics", []string{c.cfg.UserTopic, c.cfg.OrgTopic})
 
 	for {
@@ -142,7 +156,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
 		if fetches.NumRecords() > 0 {
-			if err := c.process(work, cl, fetches); err != nil {
+			if err := c.process(work, cl, lag, fetches); err != nil {
 				cl.AllowRebalance()
 				if work.Err() != nil {
 					c.log.Warn("shutdown timeout: batch in flight abandoned; it will be read again", "err", err)
@@ -181,6 +195,7 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.WithLogger(kgoLogger{c.log}),
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.SessionTimeout(c.cfg.SessionTimeout),
+		kgo.RebalanceTimeout(c.cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(c.cfg.UserTopic, c.cfg.OrgTopic),
 		kgo.DisableAutoCommit(),
@@ -352,7 +367,7 @@ func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartit
 // produced, and acknowledged, before the transaction that moves the offset
 // past them; those a crashed predecessor already produced are not produced
 // again. It returns an error only when ctx ends first.
-func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) error {
+func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitter, fetches kgo.Fetches) error {
 	started := time.Now()
 	b := &store.Batch{UserTopic: c.cfg.UserTopic, OrgTopic: c.cfg.OrgTopic}
 	var dead []*kgo.Record
@@ -465,13 +480,7 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 		commit[a.Topic][a.Partition] = kgo.EpochOffset{Epoch: -1, Offset: a.To}
 	}
 	c.mu.Unlock()
-	// Kafka's committed offsets are only for lag tools; PostgreSQL is the
-	// source of truth, so this commit is asynchronous and best effort.
-	cl.CommitOffsets(context.WithoutCancel(ctx), commit, func(_ *kgo.Client, _ *kmsgCommitReq, _ *kmsgCommitResp, err error) {
-		if err != nil {
-			c.log.Debug("committing offsets to kafka for lag tools", "err", err)
-		}
-	})
+	lag.add(commit)
 	// Count only what committed; a fenced partition's records were dropped.
 	c.metrics.records.WithLabelValues(c.cfg.UserTopic, "valid").Add(float64(len(b.Users)))
 	c.metrics.records.WithLabelValues(c.cfg.OrgTopic, "valid").Add(float64(len(b.Orgs)))
