@@ -47,6 +47,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzDecodeOrg$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzFastJSONMatchesStd$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzUsersPath$$' -fuzztime $(FUZZTIME)
 
 clean:

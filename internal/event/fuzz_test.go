@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 )
@@ -65,4 +66,53 @@ func FuzzDecodeOrg(f *testing.F) {
 			t.Fatalf("accepted an invalid org event: %+v from %q", o, value)
 		}
 	})
+}
+
+// FuzzFastJSONMatchesStd is the differential test of the fast decoder:
+// whatever encoding/json accepts, unmarshalJSON accepts and decodes to the
+// same fields, and whatever it rejects, unmarshalJSON rejects.
+func FuzzFastJSONMatchesStd(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{
+		`{"id":"a","id":"b"}`,                        // duplicate keys: the last wins
+		`{"ID":"a","Event_Type":"User Created"}`,     // keys match case-insensitively
+		`{"id":"\u00e9\ud83d\ude00\u0000"}`,          // escapes, a surrogate pair, NUL
+		`{"id":"\ud800"}`,                            // a lone surrogate
+		`{"id":null,"username":null}`,                // nulls
+		`{"id":1e999}`,                               // a number into a string field
+		`{"id":"a","extra":{"deep":[1,{"x":[]}]}}`,   // unknown nested fields
+		`{"id":"a"} `,                                // trailing space
+		`{"id":"a"}{}`,                               // trailing data
+		`{"id":"a",}`,                                // trailing comma
+		"{\"id\":\"a\u2028b\"}",                      // a line separator
+		`{"organization_name":"o","created_at":"x"}`, // org fields
+		`{"id":"a","event_type":"User Created","username":"x","received_at":"2020-12-08 20:03:16"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		var stdU, fastU userJSON
+		errStd, errFast := json.Unmarshal(value, &stdU), unmarshalJSON(value, &fastU)
+		if (errStd == nil) != (errFast == nil) {
+			t.Fatalf("%q: encoding/json err %v, fast err %v", value, errStd, errFast)
+		}
+		if errStd == nil && !reflect.DeepEqual(stdU, fastU) {
+			t.Fatalf("%q: user fields differ:\nstd  %s\nfast %s", value, show(stdU), show(fastU))
+		}
+		var stdO, fastO orgJSON
+		errStd, errFast = json.Unmarshal(value, &stdO), unmarshalJSON(value, &fastO)
+		if (errStd == nil) != (errFast == nil) {
+			t.Fatalf("%q: encoding/json err %v, fast err %v (org)", value, errStd, errFast)
+		}
+		if errStd == nil && !reflect.DeepEqual(stdO, fastO) {
+			t.Fatalf("%q: org fields differ:\nstd  %s\nfast %s", value, show(stdO), show(fastO))
+		}
+	})
+}
+
+func show(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
