@@ -38,9 +38,9 @@ bench: postgres
 CHAOS_EVENTS ?= 1000000
 CHAOS_KILLS  ?= 50
 chaos: postgres
-	@mkdir -p bench-results
+	@mkdir -p bench-results && rm -f bench-results/chaos.jsonl
 	$(GO) test -count=1 -timeout 90m ./internal/chaos -chaos.events $(CHAOS_EVENTS) -chaos.kills $(CHAOS_KILLS) -chaos.report $(CURDIR)/bench-results/chaos.jsonl
-	@tail -n 5 bench-results/chaos.jsonl
+	@scripts/chaos-table.py bench-results/chaos.jsonl
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Render bench-results/chaos.jsonl (from `make chaos`) as the Markdown table
+of docs/delivery-semantics.md. Usage: scripts/chaos-table.py [file]"""
+import json, sys
+
+path = sys.argv[1] if len(sys.argv) > 1 else "bench-results/chaos.jsonl"
+rows = {}
+for line in open(path):
+    line = line.strip()
+    if line:
+        r = json.loads(line)
+        rows[r["test"]] = r  # the last run of each test
+order = ["crashes", "rebalances", "zombies", "graceful-shutdown", "postgres-outage", "kafka-outage"]
+cols = [("records_produced", "records"), ("invalid_records", "invalid"), ("sigkills", "SIGKILLs"),
+        ("sigkills_inside_commit", "…inside a commit"), ("restarts", "restarts"),
+        ("zombie_batches_fenced", "zombie batches fenced"),
+        ("user_rows_differing", "user rows wrong"), ("org_rows_differing", "org rows wrong"),
+        ("raw_records_lost", "raw lost"), ("raw_records_duplicated", "raw duplicated"),
+        ("dead_letters_lost", "DLQ lost"), ("dead_letters_duplicated", "DLQ duplicated"),
+        ("duration_seconds", "seconds")]
+print("| test | " + " | ".join(c[1] for c in cols) + " |")
+print("| --- |" + " ---: |" * len(cols))
+for name in order + sorted(set(rows) - set(order)):
+    if name in rows:
+        r = rows[name]
+        print(f"| {name} | " + " | ".join(f"{r.get(k, 0):,}" for k, _ in cols) + " |")
+dates = sorted(r["date"] for r in rows.values())
+if dates:
+    print(f"\nRun between {dates[0]} and {dates[-1]} (UTC).")
