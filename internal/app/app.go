@@ -36,9 +36,14 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate validates every component.
+// Validate validates every component, and that the pool has room for the
+// writers.
 func (c Config) Validate() error {
-	return errors.Join(c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
+	err := errors.Join(c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
+	if err == nil && int(c.Store.MaxConns) < c.Ingest.Writers {
+		err = fmt.Errorf("writers %d: must not exceed pg-max-conns %d", c.Ingest.Writers, c.Store.MaxConns)
+	}
+	return err
 }
 
 // Run starts the pipeline and the API and blocks until ctx is canceled or a

@@ -139,6 +139,7 @@ func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", d.ReplicationFactor, "replication factor of created topics (-1: broker default)")
 	fs.StringVar(&c.StartOffset, "start-offset", d.StartOffset, "where partitions with no stored offset start: earliest or latest")
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", d.MaxPollRecords, "most records in one batch (one transaction)")
+	fs.IntVar(&c.Writers, "writers", d.Writers, "parallel transactions per batch, each for its own share of the partitions")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "larger record values go to the dead-letter topic")
 	fs.DurationVar(&c.RetryBackoffMax, "retry-backoff-max", d.RetryBackoffMax, "cap of the backoff between retries of a failed write")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long the batch in flight may take to commit at shutdown")

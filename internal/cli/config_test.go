@@ -99,6 +99,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		"brokers":          {"--brokers", "no-port"},
 		"http-addr":        {"--http-addr", "nope"},
 		"max-poll-records": {"--max-poll-records", "0"},
+		"writers":          {"--writers", "0"},
+		"pg-max-conns":     {"--writers", "9", "--pg-max-conns", "4"},
+		"session-timeout":  {"--session-timeout", "10ms"},
 	} {
 		base := []string{"--postgres", "postgres://u@h/db", "--brokers", "k:9092"}
 		cfg, err := setup(t, "", append(base, args...)...)

@@ -38,6 +38,9 @@ type Config struct {
 	StartOffset string
 	// MaxPollRecords bounds one batch. Default 5000.
 	MaxPollRecords int
+	// Writers is how many transactions commit one batch in parallel, each
+	// for its own share of the partitions. Default 2.
+	Writers int
 	// MaxValueBytes rejects larger record values. Default 1 MiB.
 	MaxValueBytes int
 	// RetryBackoffMax caps the exponential backoff between retries of a
@@ -66,6 +69,7 @@ const (
 	DefaultDLQSuffix       = ".dlq"
 	DefaultPartitions      = 6
 	DefaultMaxPollRecords  = 5000
+	DefaultWriters         = 2
 	DefaultRetryBackoffMax = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultSessionTimeout  = 45 * time.Second
@@ -99,6 +103,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = DefaultMaxPollRecords
+	}
+	if c.Writers == 0 {
+		c.Writers = DefaultWriters
 	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = event.DefaultMaxValueBytes
@@ -153,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPollRecords < 1 {
 		return fmt.Errorf("max-poll-records %d: must be at least 1", c.MaxPollRecords)
+	}
+	if c.Writers < 1 || c.Writers > 64 {
+		return fmt.Errorf("writers %d: must be between 1 and 64", c.Writers)
 	}
 	if c.MaxValueBytes < 1 {
 		return fmt.Errorf("max-value-bytes %d: must be at least 1", c.MaxValueBytes)

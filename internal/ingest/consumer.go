@@ -461,7 +461,7 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 		}
 		c.mu.Unlock()
 	}
-	if err := c.write(ctx, b, gens); err != nil {
+	if err := c.writeParallel(ctx, b, gens); err != nil {
 		return err
 	}
 
@@ -498,6 +498,75 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 	c.metrics.batchSeconds.Observe(time.Since(started).Seconds())
 	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(dead), "took", time.Since(started))
 	return nil
+}
+
+// writeParallel splits b by partition among the configured writers, each
+// committing its share in its own transaction, and waits for all of them.
+// Partitions never share a writer's transaction with another writer's, so
+// their offset rows never conflict; rows of one user arriving on several
+// partitions stay right because every upsert compares event times, and
+// sorted upserts keep concurrent writers from deadlocking. On return, b
+// holds what was committed (fenced partitions removed).
+func (c *Consumer) writeParallel(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
+	subs := splitBatch(b, c.cfg.Writers)
+	if len(subs) == 1 {
+		return c.write(ctx, b, gens)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(subs))
+	for i, sub := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.write(ctx, sub, gens)
+		}()
+	}
+	wg.Wait()
+	*b = store.Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
+	for _, sub := range subs {
+		b.Users = append(b.Users, sub.Users...)
+		b.Orgs = append(b.Orgs, sub.Orgs...)
+		b.Offsets = append(b.Offsets, sub.Offsets...)
+	}
+	return errors.Join(errs...)
+}
+
+// splitBatch divides b into at most n batches by partition number. It
+// returns b itself when one writer is enough.
+func splitBatch(b *store.Batch, n int) []*store.Batch {
+	if n <= 1 || len(b.Offsets) <= 1 {
+		return []*store.Batch{b}
+	}
+	used := map[int]bool{}
+	for _, a := range b.Offsets {
+		used[int(a.Partition)%n] = true
+	}
+	if len(used) == 1 {
+		return []*store.Batch{b}
+	}
+	subs := make([]*store.Batch, n)
+	for i := range subs {
+		subs[i] = &store.Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
+	}
+	for _, u := range b.Users {
+		s := subs[int(u.Pos.Partition)%n]
+		s.Users = append(s.Users, u)
+	}
+	for _, o := range b.Orgs {
+		s := subs[int(o.Pos.Partition)%n]
+		s.Orgs = append(s.Orgs, o)
+	}
+	for _, a := range b.Offsets {
+		s := subs[int(a.Partition)%n]
+		s.Offsets = append(s.Offsets, a)
+	}
+	out := subs[:0]
+	for _, s := range subs {
+		if len(s.Offsets) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // write commits b, retrying conflicts at once and outages with backoff. When
