@@ -211,6 +211,7 @@ func (h *harness) start(extra ...string) *proc {
 		"--http-addr", p.base[len("http://"):],
 		"--session-timeout", h.session.String(),
 		"--rebalance-timeout", "5s",
+		"--pg-idle-in-transaction-timeout", "2s",
 		"--retry-backoff-max", "1s",
 		"--max-poll-records", "2000",
 		"--shutdown-timeout", "10s",

@@ -125,6 +125,7 @@ func storeFlags(fs *pflag.FlagSet, c *store.Config) {
 	fs.StringVar(&c.Schema, "schema", store.DefaultSchema, "PostgreSQL schema holding streamjoin's tables")
 	fs.Int32Var(&c.MaxConns, "pg-max-conns", store.DefaultMaxConns, "maximum PostgreSQL connections")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", store.DefaultQueryTimeout, "timeout of each API read and readiness ping")
+	fs.DurationVar(&c.IdleInTransactionTimeout, "pg-idle-in-transaction-timeout", store.DefaultIdleInTransactionTimeout, "PostgreSQL ends a session idle this long inside a transaction (a frozen process), releasing its locks")
 }
 
 func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {

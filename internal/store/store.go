@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,13 @@ type Config struct {
 	MaxConns int32
 	// QueryTimeout bounds each API read. Default 2s.
 	QueryTimeout time.Duration
+	// IdleInTransactionTimeout makes PostgreSQL end a session that sits
+	// inside a transaction this long without sending anything, releasing
+	// its locks. streamjoin never waits on anything else inside a
+	// transaction, so only a frozen or paused process trips it; without
+	// it, such a process would block the member that took over its
+	// partitions for as long as it stays frozen. Default 15s.
+	IdleInTransactionTimeout time.Duration
 }
 
 // Defaults for Config.
@@ -37,6 +45,8 @@ const (
 	DefaultSchema       = "streamjoin"
 	DefaultMaxConns     = 8
 	DefaultQueryTimeout = 2 * time.Second
+	// DefaultIdleInTransactionTimeout: see Config.IdleInTransactionTimeout.
+	DefaultIdleInTransactionTimeout = 15 * time.Second
 )
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -49,6 +59,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.IdleInTransactionTimeout == 0 {
+		c.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
 	}
 	return c
 }
@@ -71,6 +84,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueryTimeout <= 0 {
 		return fmt.Errorf("query-timeout %s: must be positive", c.QueryTimeout)
+	}
+	if c.IdleInTransactionTimeout < time.Second {
+		return fmt.Errorf("pg-idle-in-transaction-timeout %s: must be at least 1s", c.IdleInTransactionTimeout)
 	}
 	return nil
 }
@@ -116,6 +132,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	pcfg.MaxConns = cfg.MaxConns
 	pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleInTransactionTimeout.Milliseconds(), 10)
 	if pcfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = "streamjoin"
 	}
