@@ -29,9 +29,14 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
 
-## bench: the hot-path microbenchmarks
-bench: postgres
-	$(GO) test -count=1 -run '^$$' -bench . -benchmem $(PKGS)
+## bench: `streamjoin bench` (1M events, 3 runs, and a 5M-event memory run;
+## pass BENCH_FLAGS to change the scale), then the hot-path microbenchmarks.
+## Results land in bench-results/.
+BENCH_FLAGS ?=
+bench: postgres build
+	@mkdir -p bench-results
+	./$(BIN) bench --out bench-results $(BENCH_FLAGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem $(PKGS) | tee bench-results/micro.txt
 
 ## chaos: the long failure tests (CHAOS_EVENTS events, CHAOS_KILLS SIGKILLs);
 ## each test appends its figures to bench-results/chaos.jsonl

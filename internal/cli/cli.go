@@ -47,7 +47,7 @@ YAML file given by --config (keys are the flag names).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newDevCmd(), newProduceCmd(), newMigrateCmd(), newDLQCmd())
+	root.AddCommand(newRunCmd(), newDevCmd(), newProduceCmd(), newMigrateCmd(), newDLQCmd(), newGenCmd(), newBenchCmd())
 	return root
 }
 

@@ -508,7 +508,7 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 // sorted upserts keep concurrent writers from deadlocking. On return, b
 // holds what was committed (fenced partitions removed).
 func (c *Consumer) writeParallel(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
-	subs := splitBatch(b, c.cfg.Writers)
+	subs := b.Split(c.cfg.Writers)
 	if len(subs) == 1 {
 		return c.write(ctx, b, gens)
 	}
@@ -529,44 +529,6 @@ func (c *Consumer) writeParallel(ctx context.Context, b *store.Batch, gens map[s
 		b.Offsets = append(b.Offsets, sub.Offsets...)
 	}
 	return errors.Join(errs...)
-}
-
-// splitBatch divides b into at most n batches by partition number. It
-// returns b itself when one writer is enough.
-func splitBatch(b *store.Batch, n int) []*store.Batch {
-	if n <= 1 || len(b.Offsets) <= 1 {
-		return []*store.Batch{b}
-	}
-	used := map[int]bool{}
-	for _, a := range b.Offsets {
-		used[int(a.Partition)%n] = true
-	}
-	if len(used) == 1 {
-		return []*store.Batch{b}
-	}
-	subs := make([]*store.Batch, n)
-	for i := range subs {
-		subs[i] = &store.Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
-	}
-	for _, u := range b.Users {
-		s := subs[int(u.Pos.Partition)%n]
-		s.Users = append(s.Users, u)
-	}
-	for _, o := range b.Orgs {
-		s := subs[int(o.Pos.Partition)%n]
-		s.Orgs = append(s.Orgs, o)
-	}
-	for _, a := range b.Offsets {
-		s := subs[int(a.Partition)%n]
-		s.Offsets = append(s.Offsets, a)
-	}
-	out := subs[:0]
-	for _, s := range subs {
-		if len(s.Offsets) > 0 {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // write commits b, retrying conflicts at once and outages with backoff. When

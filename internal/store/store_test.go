@@ -357,3 +357,39 @@ func TestConcurrentWritersDoNotDeadlock(t *testing.T) {
 		t.Errorf("%d users hold the newest event, want %d", len(got), perBatch)
 	}
 }
+
+func TestBatchSplit(t *testing.T) {
+	t.Parallel()
+	b := &store.Batch{UserTopic: "u", OrgTopic: "o"}
+	for p := int32(0); p < 6; p++ {
+		b.Users = append(b.Users, user(fmt.Sprint(p), event.UserCreated, "n", "A", t0, p, 0))
+		b.Offsets = append(b.Offsets, adv("u", p, nil, 1))
+	}
+	b.Orgs = append(b.Orgs, org("acme", "gold", t0, 4, 0))
+	b.Offsets = append(b.Offsets, adv("o", 4, nil, 1))
+	subs := b.Split(4)
+	if len(subs) != 4 {
+		t.Fatalf("split into %d, want 4", len(subs))
+	}
+	seen := map[int32]bool{}
+	for _, s := range subs {
+		mod := s.Offsets[0].Partition % 4
+		for _, u := range s.Users {
+			seen[u.Pos.Partition] = true
+			if u.Pos.Partition%4 != mod {
+				t.Errorf("user of partition %d in the batch of partitions ≡ %d (mod 4)", u.Pos.Partition, mod)
+			}
+		}
+		for _, a := range s.Offsets {
+			if a.Partition%4 != mod {
+				t.Errorf("offset of partition %d in the batch of partitions ≡ %d (mod 4)", a.Partition, mod)
+			}
+		}
+	}
+	if len(seen) != 6 || len(subs[0].Orgs) != 1 || len(subs[0].Offsets) != 3 {
+		t.Errorf("split lost or misplaced records: partitions %v, first batch %+v", seen, subs[0])
+	}
+	if one := b.Split(1); len(one) != 1 || one[0] != b {
+		t.Error("Split(1) must return the batch itself")
+	}
+}

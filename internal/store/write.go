@@ -39,6 +39,46 @@ type Batch struct {
 	Offsets   []OffsetAdvance
 }
 
+// Split divides b into at most n batches by partition number (partition mod
+// n), dropping empty ones, so that writers can commit them in parallel with
+// no offset row in common. It returns b itself when one is enough. The
+// batches share no slices with b.
+func (b *Batch) Split(n int) []*Batch {
+	if n <= 1 || len(b.Offsets) <= 1 {
+		return []*Batch{b}
+	}
+	used := map[int]bool{}
+	for _, a := range b.Offsets {
+		used[int(a.Partition)%n] = true
+	}
+	if len(used) == 1 {
+		return []*Batch{b}
+	}
+	subs := make([]*Batch, n)
+	for i := range subs {
+		subs[i] = &Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
+	}
+	for _, u := range b.Users {
+		s := subs[int(u.Pos.Partition)%n]
+		s.Users = append(s.Users, u)
+	}
+	for _, o := range b.Orgs {
+		s := subs[int(o.Pos.Partition)%n]
+		s.Orgs = append(s.Orgs, o)
+	}
+	for _, a := range b.Offsets {
+		s := subs[int(a.Partition)%n]
+		s.Offsets = append(s.Offsets, a)
+	}
+	out := subs[:0]
+	for _, s := range subs {
+		if len(s.Offsets) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // WriteBatch writes b in one transaction: it advances the stored offsets
 // (fenced on their old values), appends the raw logs, and upserts the newest
 // event per key into users and organizations. Either all of it commits or

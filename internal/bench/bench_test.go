@@ -1,0 +1,71 @@
+package bench_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/bench"
+	"github.com/streamjoin/streamjoin/internal/testenv"
+	"github.com/streamjoin/streamjoin/internal/workload"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// TestBenchSmoke runs the whole benchmark at a tiny scale, with the real
+// binary, so that `make bench` keeps working: every figure must be there and
+// every throughput positive. It asserts nothing about speed.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "streamjoin")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/streamjoin").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out := t.TempDir()
+	rep, err := bench.Run(context.Background(), bench.Config{
+		Workload:      workload.Config{Users: 500, Orgs: 50, Events: 5000, OrgEvents: 200},
+		Runs:          1,
+		SeedSample:    200,
+		FreshRate:     2000,
+		FreshDuration: time.Second,
+		APIConns:      4,
+		APIDuration:   time.Second,
+		RSSEvents:     5000,
+		Binary:        bin,
+		Postgres:      testenv.PostgresDSN(t),
+		Out:           out,
+	}, testenv.Logger(t), func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"(a)", "(b)", "(c)", "(d)", "c / b", "c / a", "c / d", "freshness p99", "peak RSS", "5000 events", "API GET", "direct", "constant-JSON", "while ingesting"}
+	var names []string
+	for _, f := range rep.Figures {
+		names = append(names, f.Name)
+		if f.Median <= 0 && !strings.Contains(f.Name, "freshness p50") {
+			t.Errorf("%s = %v, want a positive measurement", f.Name, f.Median)
+		}
+	}
+	all := strings.Join(names, "\n")
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("no figure mentions %q; figures:\n%s", w, all)
+		}
+	}
+	for _, f := range []string{"bench.json", "bench.md"} {
+		if b, err := os.ReadFile(filepath.Join(out, f)); err != nil || len(b) == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	var buf strings.Builder
+	if err := rep.WriteTable(&buf); err != nil || !strings.Contains(buf.String(), "target") {
+		t.Errorf("table: %v\n%s", err, buf.String())
+	}
+}

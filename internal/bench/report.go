@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// RunResult is one run's raw figures.
+type RunResult struct {
+	RawCopy        float64    `json:"a_raw_copy_events_per_s"`
+	StorePath      float64    `json:"b_store_path_events_per_s"`
+	Pipeline       float64    `json:"c_pipeline_events_per_s"`
+	PipelineWall   float64    `json:"c_pipeline_with_startup_events_per_s"`
+	SeedLoop       float64    `json:"d_seed_loop_events_per_s"`
+	PipelineRSS    int64      `json:"c_pipeline_peak_rss_bytes"`
+	FreshCount     int        `json:"freshness_samples"`
+	FreshP50       float64    `json:"freshness_p50_ms"`
+	FreshP99       float64    `json:"freshness_p99_ms"`
+	API            LoadResult `json:"api"`
+	APIUnderIngest LoadResult `json:"api_under_ingest"`
+	DirectPgx      LoadResult `json:"direct_pgx"`
+	ConstJSON      LoadResult `json:"constant_json"`
+}
+
+// Figure is one line of the report: the median over runs and the spread.
+type Figure struct {
+	Name   string  `json:"name"`
+	Unit   string  `json:"unit"`
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	Target string  `json:"target,omitempty"`
+	// Met is "yes", "no" or "" (no target).
+	Met string `json:"met,omitempty"`
+}
+
+// Report is everything one `streamjoin bench` measured.
+type Report struct {
+	Started    time.Time   `json:"started"`
+	Finished   time.Time   `json:"finished"`
+	Machine    string      `json:"machine"`
+	Config     string      `json:"config"`
+	Runs       []RunResult `json:"runs"`
+	RSSEvents  int         `json:"rss_events,omitempty"`
+	RSSBytes   int64       `json:"rss_peak_bytes,omitempty"`
+	RSSSeconds float64     `json:"rss_run_seconds,omitempty"`
+	Figures    []Figure    `json:"figures"`
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s/%s, %s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func describe(c Config) string {
+	w := c.Workload
+	return fmt.Sprintf("%d users, %d orgs, %d events (+%d org events), %.1f%% out of order, %.1f%% duplicates, %.1f%% invalid, key by %s; %d runs, %d writers, batches of %d; freshness and API-under-ingest at %d events/s; API %d connections for %s; seed loop on %d events; RSS run %d events",
+		w.Users, w.Orgs, w.Events, w.OrgEvents, w.OutOfOrder*100, w.Duplicates*100, w.Invalid*100, w.KeyBy,
+		c.Runs, c.Writers, c.BatchSize, c.FreshRate, c.APIConns, c.APIDuration, c.SeedSample, c.RSSEvents)
+}
+
+func stats(vals []float64) (med, lo, hi float64) {
+	s := append([]float64(nil), vals...)
+	sort.Float64s(s)
+	n := len(s)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	med = s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return med, s[0], s[n-1]
+}
+
+func (r *Report) summarize() {
+	col := func(f func(RunResult) float64) []float64 {
+		out := make([]float64, len(r.Runs))
+		for i, run := range r.Runs {
+			out[i] = f(run)
+		}
+		return out
+	}
+	add := func(name, unit string, vals []float64, target string, met func(float64) bool) {
+		med, lo, hi := stats(vals)
+		f := Figure{Name: name, Unit: unit, Median: med, Min: lo, Max: hi, Target: target}
+		if met != nil {
+			f.Met = "no"
+			if met(med) {
+				f.Met = "yes"
+			}
+		}
+		r.Figures = append(r.Figures, f)
+	}
+	ratio := func(num, den func(RunResult) float64) []float64 {
+		return col(func(x RunResult) float64 {
+			if den(x) == 0 {
+				return 0
+			}
+			return num(x) / den(x)
+		})
+	}
+	a := func(x RunResult) float64 { return x.RawCopy }
+	b := func(x RunResult) float64 { return x.StorePath }
+	c := func(x RunResult) float64 { return x.Pipeline }
+	d := func(x RunResult) float64 { return x.SeedLoop }
+	add("(a) raw COPY, unindexed table: the database limit", "events/s", col(a), "", nil)
+	add("(b) store write path, no Kafka", "events/s", col(b), "", nil)
+	add("(c) end-to-end pipeline from a pre-filled topic", "events/s", col(c), "≥ 100,000", func(v float64) bool { return v >= 100_000 })
+	add("(c) including process start and group join", "events/s", col(func(x RunResult) float64 { return x.PipelineWall }), "", nil)
+	add("(d) per-event upsert loop (the seed's approach)", "events/s", col(d), "", nil)
+	add("c / b", "ratio", ratio(c, b), "≥ 0.85", func(v float64) bool { return v >= 0.85 })
+	add("c / a", "ratio", ratio(c, a), "", nil)
+	add("c / d", "ratio", ratio(c, d), "≥ 30", func(v float64) bool { return v >= 30 })
+	add("freshness p50, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP50 }), "", nil)
+	add("freshness p99, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP99 }), "≤ 500", func(v float64) bool { return v <= 500 })
+	add("peak RSS of the pipeline process, this run", "MiB", col(func(x RunResult) float64 { return float64(x.PipelineRSS) / (1 << 20) }), "", nil)
+	if r.RSSEvents > 0 {
+		mib := float64(r.RSSBytes) / (1 << 20)
+		add(fmt.Sprintf("peak RSS of the pipeline process, %d events", r.RSSEvents), "MiB", []float64{mib}, "≤ 256", func(v float64) bool { return v <= 256 })
+	}
+	add("API GET /users/{name}, 50 conns", "req/s", col(func(x RunResult) float64 { return x.API.RPS }), "≥ 10,000", func(v float64) bool { return v >= 10_000 })
+	add("API p50", "ms", col(func(x RunResult) float64 { return x.API.P50 }), "", nil)
+	add("API p99", "ms", col(func(x RunResult) float64 { return x.API.P99 }), "≤ 10", func(v float64) bool { return v <= 10 })
+	add("same query through pgx directly", "req/s", col(func(x RunResult) float64 { return x.DirectPgx.RPS }), "", nil)
+	add("pgx p99", "ms", col(func(x RunResult) float64 { return x.DirectPgx.P99 }), "", nil)
+	add("API / direct pgx", "ratio", ratio(func(x RunResult) float64 { return x.API.RPS }, func(x RunResult) float64 { return x.DirectPgx.RPS }), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
+	add("constant-JSON handler", "req/s", col(func(x RunResult) float64 { return x.ConstJSON.RPS }), "", nil)
+	add("constant-JSON p99", "ms", col(func(x RunResult) float64 { return x.ConstJSON.P99 }), "", nil)
+	add("API while ingesting at the steady rate", "req/s", col(func(x RunResult) float64 { return x.APIUnderIngest.RPS }), "", nil)
+	add("API p99 while ingesting", "ms", col(func(x RunResult) float64 { return x.APIUnderIngest.P99 }), "", nil)
+}
+
+func format(v float64, unit string) string {
+	switch {
+	case unit == "ratio":
+		return fmt.Sprintf("%.2f", v)
+	case unit == "ms":
+		return fmt.Sprintf("%.1f", v)
+	case v >= 100:
+		return commas(int64(v + 0.5))
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}
+
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// WriteTable prints the figures as an aligned text table.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "figure\tmedian\tmin\tmax\tunit\ttarget\tmet\t\n")
+	for _, f := range r.Figures {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Name, format(f.Median, f.Unit), format(f.Min, f.Unit), format(f.Max, f.Unit), f.Unit, f.Target, f.Met)
+	}
+	return tw.Flush()
+}
+
+// Markdown renders the report as a Markdown section.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s to %s on %s.\n\n", r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339), r.Machine)
+	fmt.Fprintf(&b, "Workload: %s.\n\n", r.Config)
+	fmt.Fprintf(&b, "| figure | median | min | max | unit | target | met |\n| --- | ---: | ---: | ---: | --- | --- | --- |\n")
+	for _, f := range r.Figures {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Name, format(f.Median, f.Unit), format(f.Min, f.Unit), format(f.Max, f.Unit), f.Unit, f.Target, f.Met)
+	}
+	return b.String()
+}
+
+func (r *Report) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.json"), js, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "bench.md"), []byte(r.Markdown()), 0o644)
+}

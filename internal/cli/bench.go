@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/streamjoin/streamjoin/internal/bench"
+	"github.com/streamjoin/streamjoin/internal/workload"
+)
+
+// workloadFlags registers the generator's knobs.
+func workloadFlags(fs *pflag.FlagSet, w *workload.Config) {
+	fs.IntVar(&w.Users, "users", workload.DefaultUsers, "distinct users")
+	fs.IntVar(&w.Orgs, "orgs", workload.DefaultOrgs, "distinct organizations")
+	fs.IntVar(&w.Events, "events", workload.DefaultEvents, "user events, invalid and duplicate records included")
+	fs.IntVar(&w.OrgEvents, "org-events", 0, "organization events (0: one per organization plus one per 100 user events)")
+	fs.Float64Var(&w.OutOfOrder, "out-of-order", workload.DefaultOutOfOrder, "fraction of events that arrive after newer ones")
+	fs.Float64Var(&w.Duplicates, "duplicates", workload.DefaultDuplicates, "fraction of records that repeat an earlier one")
+	fs.Float64Var(&w.Invalid, "invalid", workload.DefaultInvalid, "fraction of records that are invalid")
+	fs.StringVar(&w.KeyBy, "key-by", "time", "record key: time (as the seed does) or user")
+	fs.Uint64Var(&w.Seed, "seed", 1, "random seed; the same seed gives the same stream")
+}
+
+func newBenchCmd() *cobra.Command {
+	var cfg bench.Config
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure throughput, freshness, memory and API latency beside their limits and baselines",
+		Long: `bench generates one dataset and, against the same PostgreSQL, measures:
+(a) raw COPY into an unindexed table, (b) the store's write path fed directly,
+(c) the end-to-end pipeline (this binary, as a subprocess) from a pre-filled
+in-process Kafka topic, (d) a per-event upsert loop; then freshness at a
+steady rate, the API at 50 connections beside direct pgx and a constant-JSON
+handler, the API while ingesting, and the peak RSS over a larger run. It
+prints a table and writes bench.json and bench.md to --out.`,
+		Example: `  streamjoin bench --out bench-results
+  streamjoin bench --events 200000 --runs 1 --rss-events 0   # a quick look`,
+	}
+	fs := cmd.Flags()
+	workloadFlags(fs, &cfg.Workload)
+	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions; the table shows the median and the spread")
+	fs.IntVar(&cfg.Writers, "writers", 2, "the pipeline's --writers")
+	fs.IntVar(&cfg.BatchSize, "batch-size", 5000, "the pipeline's --max-poll-records, and the store path's batch")
+	fs.IntVar(&cfg.SeedSample, "seed-sample", 20_000, "events for the per-event upsert loop")
+	fs.IntVar(&cfg.FreshRate, "fresh-rate", 20_000, "events/s of the steady stream (freshness, API under ingest)")
+	fs.DurationVar(&cfg.FreshDuration, "fresh-duration", 0, "length of the freshness stream (default 20s)")
+	fs.IntVar(&cfg.APIConns, "api-conns", 50, "concurrent API connections")
+	fs.DurationVar(&cfg.APIDuration, "api-duration", 0, "length of each API load test (default 10s)")
+	fs.IntVar(&cfg.RSSEvents, "rss-events", 5_000_000, "events of the peak-RSS run (0: skip)")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL DSN to use (default: a private cluster, fsync on)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the private cluster lives (default: a temporary directory)")
+	fs.StringVar(&cfg.Out, "out", "bench-results", "directory for bench.json and bench.md (empty: don't write)")
+	fs.StringVar(&cfg.Binary, "binary", "", "streamjoin binary for the pipeline (default: this one)")
+	withConfig(cmd, func() error { return cfg.WithDefaults().Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
+		out := cmd.OutOrStdout()
+		rep, err := bench.Run(cmd.Context(), cfg, logger, func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "bench:", s) })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n%s\n%s\n\n", rep.Machine, rep.Config)
+		if err := rep.WriteTable(out); err != nil {
+			return err
+		}
+		if cfg.Out != "" {
+			fmt.Fprintf(out, "\nwritten to %s/bench.json and %s/bench.md\n", cfg.Out, cfg.Out)
+		}
+		return nil
+	})
+	return cmd
+}
