@@ -26,6 +26,8 @@ type Config struct {
 	Store  store.Config
 	Ingest ingest.Config
 	API    api.Config
+	// DebugAddr, if set, serves Go's profiler (/debug/pprof/) there.
+	DebugAddr string
 }
 
 // WithDefaults fills every component's defaults.
@@ -98,6 +100,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 		return consumer.Run(gctx)
 	})
 	g.Go(func() error { return srv.Run(httpCtx) })
+	if cfg.DebugAddr != "" {
+		g.Go(func() error { return api.RunDebug(httpCtx, cfg.DebugAddr, logger) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("shutting down")

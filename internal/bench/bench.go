@@ -37,7 +37,7 @@ type Config struct {
 	// writers. Default ingest.DefaultWriters.
 	Writers int
 	// BatchSize is the pipeline's --max-poll-records and the store path's
-	// batch size. Default 5000.
+	// batch size. Default 10000 (ingest.DefaultMaxPollRecords).
 	BatchSize int
 	// SeedSample is how many events the per-event upsert loop (d) gets.
 	// Default 20,000.
@@ -75,7 +75,7 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.Runs, 3)
 	def(&c.Writers, ingest.DefaultWriters)
-	def(&c.BatchSize, 5000)
+	def(&c.BatchSize, ingest.DefaultMaxPollRecords)
 	def(&c.SeedSample, 20_000)
 	def(&c.FreshRate, 20_000)
 	def(&c.APIConns, 50)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -316,6 +317,9 @@ func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize),
 		"--log-level", "warn")
+	if d := os.Getenv("STREAMJOIN_BENCH_DEBUG_ADDR"); d != "" {
+		p.cmd.Args = append(p.cmd.Args, "--debug-addr", d)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", b.cfg.Binary, err)
@@ -324,8 +328,13 @@ func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
 	return p, nil
 }
 
-// stop sends SIGTERM, waits, and returns the process's peak RSS in bytes.
+// stop reads the process's peak RSS, sends SIGTERM, waits, and returns the
+// peak RSS in bytes. The peak is VmHWM from /proc, the high-water mark of the
+// process's own address space. (The rusage that wait returns is no good
+// here: on Linux a child's ru_maxrss starts from the parent's RSS at fork,
+// and this benchmark's own process holds the whole dataset.)
 func (p *proc) stop() int64 {
+	rss := vmHWM(p.cmd.Process.Pid)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -333,8 +342,20 @@ func (p *proc) stop() int64 {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024 // kilobytes on Linux
+	return rss
+}
+
+// vmHWM returns a process's peak resident set size in bytes, or 0.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
 	}
 	return 0
 }

@@ -43,7 +43,7 @@ prints a table and writes bench.json and bench.md to --out.`,
 	workloadFlags(fs, &cfg.Workload)
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions; the table shows the median and the spread")
 	fs.IntVar(&cfg.Writers, "writers", 2, "the pipeline's --writers")
-	fs.IntVar(&cfg.BatchSize, "batch-size", 5000, "the pipeline's --max-poll-records, and the store path's batch")
+	fs.IntVar(&cfg.BatchSize, "batch-size", 10000, "the pipeline's --max-poll-records, and the store path's batch")
 	fs.IntVar(&cfg.SeedSample, "seed-sample", 20_000, "events for the per-event upsert loop")
 	fs.IntVar(&cfg.FreshRate, "fresh-rate", 20_000, "events/s of the steady stream (freshness, API under ingest)")
 	fs.DurationVar(&cfg.FreshDuration, "fresh-duration", 0, "length of the freshness stream (default 20s)")

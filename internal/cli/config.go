@@ -140,6 +140,7 @@ func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	fs.Int16Var(&c.ReplicationFactor, "replication-factor", d.ReplicationFactor, "replication factor of created topics (-1: broker default)")
 	fs.StringVar(&c.StartOffset, "start-offset", d.StartOffset, "where partitions with no stored offset start: earliest or latest")
 	fs.IntVar(&c.MaxPollRecords, "max-poll-records", d.MaxPollRecords, "most records in one batch (one transaction)")
+	fs.IntVar(&c.FetchMaxBytes, "fetch-max-bytes", d.FetchMaxBytes, "most bytes one Kafka fetch returns; bounds the memory of records waiting to be processed")
 	fs.IntVar(&c.Writers, "writers", d.Writers, "parallel transactions per batch, each for its own share of the partitions")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "larger record values go to the dead-letter topic")
 	fs.DurationVar(&c.RetryBackoffMax, "retry-backoff-max", d.RetryBackoffMax, "cap of the backoff between retries of a failed write")
@@ -165,6 +166,7 @@ func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
 	storeFlags(fs, &c.Store)
 	ingestFlags(fs, &c.Ingest)
 	apiFlags(fs, &c.API, defaultAddr)
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 }
 
 type logConfig struct {

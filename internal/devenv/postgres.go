@@ -130,6 +130,9 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig, logger *slog.Logger)
 		}
 	}
 	args := []string{"-D", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"}
+	// Room for bulk upserts: fewer forced checkpoints, so fewer full-page
+	// images in the WAL (see BENCHMARKS.md).
+	args = append(args, "-c", "max_wal_size=4GB", "-c", "shared_buffers=256MB")
 	if cfg.Fast {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}

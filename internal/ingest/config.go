@@ -36,8 +36,11 @@ type Config struct {
 	// StartOffset is where a partition with no stored offset starts:
 	// "earliest" (default) or "latest". It is also the reset offset.
 	StartOffset string
-	// MaxPollRecords bounds one batch. Default 5000.
+	// MaxPollRecords bounds one batch. Default 10000.
 	MaxPollRecords int
+	// FetchMaxBytes bounds one fetch response, which bounds the memory
+	// records waiting to be processed take. Default 8 MiB.
+	FetchMaxBytes int
 	// Writers is how many transactions commit one batch in parallel, each
 	// for its own share of the partitions. Default 2.
 	Writers int
@@ -68,8 +71,9 @@ const (
 	DefaultOrgTopic        = "org_events"
 	DefaultDLQSuffix       = ".dlq"
 	DefaultPartitions      = 6
-	DefaultMaxPollRecords  = 5000
+	DefaultMaxPollRecords  = 10000
 	DefaultWriters         = 2
+	DefaultFetchMaxBytes   = 8 << 20
 	DefaultRetryBackoffMax = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultSessionTimeout  = 45 * time.Second
@@ -106,6 +110,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Writers == 0 {
 		c.Writers = DefaultWriters
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = DefaultFetchMaxBytes
 	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = event.DefaultMaxValueBytes
@@ -160,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPollRecords < 1 {
 		return fmt.Errorf("max-poll-records %d: must be at least 1", c.MaxPollRecords)
+	}
+	if c.FetchMaxBytes < 64<<10 || c.FetchMaxBytes > 1<<30 {
+		return fmt.Errorf("fetch-max-bytes %d: must be between 64 KiB and 1 GiB", c.FetchMaxBytes)
 	}
 	if c.Writers < 1 || c.Writers > 64 {
 		return fmt.Errorf("writers %d: must be between 1 and 64", c.Writers)

@@ -52,8 +52,6 @@ type Consumer struct {
 
 	joined atomic.Bool
 
-	cl *kgo.Client // set by Run before the first poll
-
 	mu    sync.Mutex
 	owned map[store.TopicPartition]partState // the partitions this member has claimed
 }
@@ -117,7 +115,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating kafka consumer: %w", err)
 	}
-	c.cl = cl
 	defer func() {
 		c.joined.Store(false)
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -144,25 +141,53 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer func() { stopLag(); <-lagDone }()
 	c.log.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.Group, "topics", []string{c.cfg.UserTopic, c.cfg.OrgTopic})
 
+	// One batch commits while the next is polled, decoded and
+	// dead-lettered, so PostgreSQL and this process work at the same time.
+	// Allowing a rebalance while a batch commits is safe: a successor's
+	// claim waits for that transaction's row locks, and a batch of a
+	// partition claimed since is fenced.
+	var inflight *pending
+	wait := func() error {
+		if inflight == nil {
+			return nil
+		}
+		err := <-inflight.done
+		inflight = nil
+		return err
+	}
+	stop := func(err error) error {
+		cl.AllowRebalance()
+		if err != nil && work.Err() != nil {
+			c.log.Warn("shutdown timeout: batch in flight abandoned; it will be read again", "err", err)
+			return nil
+		}
+		return err
+	}
 	for {
 		fetches := cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
-			// Records polled after shutdown began are not processed;
-			// they were not committed and will be read again.
-			cl.AllowRebalance()
-			return nil
+			// The batch in flight may finish; records polled after
+			// shutdown began are not processed and will be read again.
+			return stop(wait())
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
 		if fetches.NumRecords() > 0 {
-			if err := c.process(work, cl, lag, fetches); err != nil {
-				cl.AllowRebalance()
-				if work.Err() != nil {
-					c.log.Warn("shutdown timeout: batch in flight abandoned; it will be read again", "err", err)
-					return nil
-				}
-				return err
+			var expect map[store.TopicPartition]int64
+			if inflight != nil {
+				expect = inflight.next()
+			}
+			next, err := c.prepare(work, cl, fetches, expect)
+			if werr := wait(); werr != nil {
+				return stop(werr)
+			}
+			if err != nil {
+				return stop(err)
+			}
+			if next != nil {
+				c.commit(work, next, lag)
+				inflight = next
 			}
 		}
 		cl.AllowRebalance()
@@ -200,6 +225,8 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.ConsumeTopics(c.cfg.UserTopic, c.cfg.OrgTopic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(int32(c.cfg.FetchMaxBytes)),
+		kgo.FetchMaxPartitionBytes(int32(min(c.cfg.FetchMaxBytes, 1<<20))),
 		kgo.ConsumeStartOffset(start),
 		kgo.ConsumeResetOffset(start),
 		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
@@ -281,7 +308,13 @@ func (c *Consumer) deadLetterTails(ctx context.Context, tps []store.TopicPartiti
 			topics = append(topics, t)
 		}
 	}
-	ends, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, topics...)
+	// A client of its own: this runs inside the group client's callbacks.
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Brokers...), kgo.ClientID(c.cfg.ClientID), kgo.WithLogger(kgoLogger{c.log}))
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka admin client: %w", err)
+	}
+	defer admCl.Close()
+	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("listing dead-letter end offsets: %w", err)
 	}
@@ -363,11 +396,23 @@ func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartit
 	}
 }
 
-// process turns one poll into one Postgres transaction. Dead letters are
-// produced, and acknowledged, before the transaction that moves the offset
+// pending is one poll on its way to PostgreSQL: decoded, its dead letters
+// acknowledged, and its transactions running or done.
+type pending struct {
+	b       *store.Batch
+	gens    map[store.TopicPartition]int64
+	dead    []*kgo.Record
+	started time.Time
+	done    chan error // the commit's result, once
+}
+
+// prepare turns one poll into a batch: it decodes the records and produces
+// the dead letters, acknowledged, before any transaction can move the offset
 // past them; those a crashed predecessor already produced are not produced
-// again. It returns an error only when ctx ends first.
-func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitter, fetches kgo.Fetches) error {
+// again. expect gives the next offset of partitions whose previous batch is
+// still being committed. It returns nil when nothing is left to commit, and
+// an error only when ctx ends first.
+func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches, expect map[store.TopicPartition]int64) (*pending, error) {
 	started := time.Now()
 	b := &store.Batch{UserTopic: c.cfg.UserTopic, OrgTopic: c.cfg.OrgTopic}
 	var dead []*kgo.Record
@@ -377,6 +422,9 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 	c.mu.Lock()
 	owned := make(map[store.TopicPartition]partState, len(c.owned))
 	for tp, st := range c.owned {
+		if next, ok := expect[tp]; ok {
+			st.next = &next
+		}
 		owned[tp] = st
 	}
 	c.mu.Unlock()
@@ -415,7 +463,7 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 		}
 	})
 	if len(last) == 0 {
-		return nil
+		return nil, nil
 	}
 	gens := make(map[store.TopicPartition]int64, len(last))
 	for tp, off := range last {
@@ -437,7 +485,7 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 			return err
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(lost) > 0 {
 			c.log.Warn("partitions claimed by another member; dropping them from the batch", "partitions", lost)
@@ -445,11 +493,11 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 			dropPartitions(b, lost)
 			dead = dropDeadLetters(dead, lost)
 			if len(b.Offsets) == 0 {
-				return nil
+				return nil, nil
 			}
 		}
 		if err := c.produceDeadLetters(ctx, cl, dead); err != nil {
-			return err
+			return nil, err
 		}
 		c.mu.Lock()
 		for _, d := range dead {
@@ -461,10 +509,36 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 		}
 		c.mu.Unlock()
 	}
-	if err := c.writeParallel(ctx, b, gens); err != nil {
-		return err
-	}
+	return &pending{b: b, gens: gens, dead: dead, started: started, done: make(chan error, 1)}, nil
+}
 
+// commit writes p in the background and, once it committed, records it
+// (finish) at once, even if no further poll comes; the result arrives on
+// p.done.
+func (c *Consumer) commit(ctx context.Context, p *pending, lag *lagCommitter) {
+	go func() {
+		err := c.writeParallel(ctx, p.b, p.gens)
+		if err == nil {
+			c.finish(p, lag)
+		}
+		p.done <- err
+	}()
+}
+
+// next returns the offsets p leaves its partitions at, for the batch
+// prepared while p commits.
+func (p *pending) next() map[store.TopicPartition]int64 {
+	m := make(map[store.TopicPartition]int64, len(p.b.Offsets))
+	for _, a := range p.b.Offsets {
+		m[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = a.To
+	}
+	return m
+}
+
+// finish records what p committed: the new stored offsets, the Kafka copy
+// for lag tools, and the metrics.
+func (c *Consumer) finish(p *pending, lag *lagCommitter) {
+	b := p.b
 	c.mu.Lock()
 	commit := make(map[string]map[int32]kgo.EpochOffset)
 	for _, a := range b.Offsets {
@@ -488,16 +562,15 @@ func (c *Consumer) process(ctx context.Context, cl *kgo.Client, lag *lagCommitte
 	for _, a := range b.Offsets {
 		committed[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = true
 	}
-	for _, d := range dead {
+	for _, d := range p.dead {
 		if src := deadLetterSource(d); committed[src.TopicPartition] {
 			c.metrics.records.WithLabelValues(src.Topic, "dead_letter").Inc()
 			c.metrics.deadLetters.WithLabelValues(src.Topic, headerValue(d, HeaderErrorCode)).Inc()
 		}
 	}
 	c.metrics.batches.Inc()
-	c.metrics.batchSeconds.Observe(time.Since(started).Seconds())
-	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(dead), "took", time.Since(started))
-	return nil
+	c.metrics.batchSeconds.Observe(time.Since(p.started).Seconds())
+	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(p.dead), "took", time.Since(p.started))
 }
 
 // writeParallel splits b by partition among the configured writers, each
