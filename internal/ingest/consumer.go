@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,11 +57,18 @@ type Consumer struct {
 	owned map[store.TopicPartition]partState // the partitions this member has claimed
 }
 
+// dlqUnread marks a partition whose dead-letter tail this claim has not
+// read yet. It is read just before the claim's first dead-letter produce,
+// not at assignment, so that dead letters a replaced member still added
+// after the claim are seen too.
+const dlqUnread = -2
+
 // partState is what a member knows of a partition it has claimed.
 type partState struct {
 	next *int64 // stored next offset, as this member last left it; nil: none
 	gen  int64  // the generation of this member's claim
 	// dlqDone is the highest source offset of this partition already in its
+	// dead-letter partition, or dlqUnread until this claim first needs it.
 	// dead-letter partition (-1: none). Dead letters at or below it are not
 	// produced again when a batch is reprocessed after a crash.
 	dlqDone int64
@@ -267,28 +275,19 @@ func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int
 	if err != nil {
 		return nil, err
 	}
-	var done map[store.TopicPartition]int64
-	err = c.retry(ctx, "reading the last dead letters", func() error {
-		var err error
-		done, err = c.deadLetterTails(ctx, tps)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	start := c.startOffset()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tp := range tps {
 		cl := claims[tp]
-		c.owned[tp] = partState{next: cl.Next, gen: cl.Generation, dlqDone: done[tp]}
+		c.owned[tp] = partState{next: cl.Next, gen: cl.Generation, dlqDone: dlqUnread}
 		if cl.Next == nil {
 			offsets[tp.Topic][tp.Partition] = start
 		} else {
 			offsets[tp.Topic][tp.Partition] = kgo.NewOffset().At(*cl.Next).WithEpoch(-1)
 		}
 	}
-	c.log.Debug("claimed partitions; resuming from offsets stored in postgres", "offsets", fmtClaims(claims), "dead_letters_done", done)
+	c.log.Debug("claimed partitions; resuming from offsets stored in postgres", "offsets", fmtClaims(claims))
 	return offsets, nil
 }
 
@@ -462,6 +461,12 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 			dead = append(dead, c.deadLetter(r, err))
 		}
 	})
+	var unread []store.TopicPartition
+	for _, d := range dead {
+		if tp := deadLetterSource(d).TopicPartition; owned[tp].dlqDone == dlqUnread && !slices.Contains(unread, tp) {
+			unread = append(unread, tp)
+		}
+	}
 	if len(last) == 0 {
 		return nil, nil
 	}
@@ -496,6 +501,11 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 				return nil, nil
 			}
 		}
+		if len(unread) > 0 {
+			if dead, err = c.dropProduced(ctx, dead, unread, gens); err != nil {
+				return nil, err
+			}
+		}
 		if err := c.produceDeadLetters(ctx, cl, dead); err != nil {
 			return nil, err
 		}
@@ -510,6 +520,43 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 		c.mu.Unlock()
 	}
 	return &pending{b: b, gens: gens, dead: dead, started: started, done: make(chan error, 1)}, nil
+}
+
+// dropProduced reads the dead-letter tails of the partitions in unread,
+// records them, and returns dead without the dead letters already there: a
+// crashed or replaced predecessor produced them.
+func (c *Consumer) dropProduced(ctx context.Context, dead []*kgo.Record, unread []store.TopicPartition, gens map[store.TopicPartition]int64) ([]*kgo.Record, error) {
+	var done map[store.TopicPartition]int64
+	err := c.retry(ctx, "reading the last dead letters", func() error {
+		var err error
+		done, err = c.deadLetterTails(ctx, unread)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	for _, tp := range unread {
+		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] && st.dlqDone == dlqUnread {
+			st.dlqDone = done[tp]
+			c.owned[tp] = st
+		}
+	}
+	c.mu.Unlock()
+	kept := dead[:0]
+	redundant := 0
+	for _, d := range dead {
+		src := deadLetterSource(d)
+		if last, ok := done[src.TopicPartition]; ok && src.offset <= last {
+			redundant++
+			continue
+		}
+		kept = append(kept, d)
+	}
+	if redundant > 0 {
+		c.log.Info("dead letters already produced by a previous owner were not produced again", "count", redundant)
+	}
+	return kept, nil
 }
 
 // commit writes p in the background and, once it committed, records it
