@@ -597,30 +597,29 @@ func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
 	}
 	f.OrgMismatches += max(0, len(gotOrgs)-len(s.want.Orgs))
 
-	// Each raw log holds exactly one row per valid record. (topic,
-	// partition, offset) is its primary key, so rows are distinct; with no
-	// row at an invalid record's position and every offset below the end,
-	// the count being right means the set is right.
+	// Each raw log holds exactly one row per valid record: no position
+	// twice, none of an invalid record, and as many distinct positions as
+	// valid records (every offset is below the end, so the set is right).
 	for table, topic := range map[string]string{"user_events": "user_events", "org_events": "org_events"} {
 		var ps []int32
 		var os []int64
 		for p := range s.invalid[topic] {
 			ps, os = append(ps, p.partition), append(os, p.offset)
 		}
-		var n, atInvalid int
-		if err := h.conn.QueryRow(ctx, "SELECT count(*) FROM "+h.schema+"."+table).Scan(&n); err != nil {
+		var n, distinct, atInvalid int
+		if err := h.conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM "+h.schema+"."+table).Scan(&n, &distinct); err != nil {
 			h.t.Fatal(err)
 		}
-		err := h.conn.QueryRow(ctx, "SELECT count(*) FROM "+h.schema+"."+table+" e JOIN unnest($1::int[], $2::bigint[]) AS b(p, o) ON e.partition = b.p AND e.\"offset\" = b.o", ps, os).Scan(&atInvalid)
+		err := h.conn.QueryRow(ctx, "SELECT count(DISTINCT (e.partition, e.\"offset\")) FROM "+h.schema+"."+table+" e JOIN unnest($1::int[], $2::bigint[]) AS b(p, o) ON e.partition = b.p AND e.\"offset\" = b.o", ps, os).Scan(&atInvalid)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		valid := n - atInvalid
+		valid := distinct - atInvalid
 		f.RawInvalid += atInvalid
 		f.RawLost += max(0, s.valid[topic]-valid)
-		f.RawDuplicated += max(0, valid-s.valid[topic])
-		if valid != s.valid[topic] || atInvalid != 0 {
-			h.t.Errorf("%s: %d rows of valid records and %d of invalid ones, want exactly the %d valid records", table, valid, atInvalid, s.valid[topic])
+		f.RawDuplicated += n - distinct
+		if valid != s.valid[topic] || atInvalid != 0 || n != distinct {
+			h.t.Errorf("%s: %d distinct positions of valid records, %d rows in all, %d positions of invalid records; want exactly the %d valid records once each", table, valid, n, atInvalid, s.valid[topic])
 		}
 	}
 
