@@ -115,6 +115,30 @@ func (b *bencher) freshSchema(ctx context.Context, name string, maxConns int) (*
 	return st, nil
 }
 
+// schemaConn creates a fresh, migrated schema and returns a connection whose
+// search_path is that schema; done closes it and drops the schema.
+func (b *bencher) schemaConn(ctx context.Context, name string) (conn *pgx.Conn, done func(), err error) {
+	st, err := b.freshSchema(ctx, name, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.Close()
+	if conn, err = b.conn(ctx); err == nil {
+		_, err = conn.Exec(ctx, "SET search_path = "+pgx.Identifier{name}.Sanitize())
+	}
+	done = func() {
+		if conn != nil {
+			conn.Close(ctx)
+		}
+		_ = b.dropSchema(ctx, name)
+	}
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return conn, done, nil
+}
+
 func (b *bencher) dropSchema(ctx context.Context, name string) error {
 	conn, err := b.conn(ctx)
 	if err != nil {
@@ -147,21 +171,11 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 
 // rawCopy is (a): COPY the valid user rows into a table without indexes.
 func (b *bencher) rawCopy(ctx context.Context, run int, r *RunResult) error {
-	schema := fmt.Sprintf("bench_a_%d", run)
-	st, err := b.freshSchema(ctx, schema, 1)
+	conn, done, err := b.schemaConn(ctx, fmt.Sprintf("bench_a_%d", run))
 	if err != nil {
 		return err
 	}
-	st.Close()
-	defer b.dropSchema(ctx, schema)
-	conn, err := b.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "SET search_path = "+schema); err != nil {
-		return err
-	}
+	defer done()
 	if _, err := conn.Exec(ctx, sqlRawTable); err != nil {
 		return fmt.Errorf("creating the raw table: %w", err)
 	}
@@ -251,21 +265,11 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 // seedLoop is (d): one autocommitted insert and one upsert per event, the
 // seed's approach, on a sample.
 func (b *bencher) seedLoop(ctx context.Context, run int, r *RunResult) error {
-	schema := fmt.Sprintf("bench_d_%d", run)
-	st, err := b.freshSchema(ctx, schema, 1)
+	conn, done, err := b.schemaConn(ctx, fmt.Sprintf("bench_d_%d", run))
 	if err != nil {
 		return err
 	}
-	st.Close()
-	defer b.dropSchema(ctx, schema)
-	conn, err := b.conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "SET search_path = "+schema); err != nil {
-		return err
-	}
+	defer done()
 	n := 0
 	start := time.Now()
 	for i := range b.data.items {

@@ -41,10 +41,7 @@ func TestCrashes(t *testing.T) {
 	p := h.start()
 	f.Restarts = kills + 1
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.check(s, &f, false)
-	p.stop(t, 20*time.Second)
-	f.DurationSeconds = int(time.Since(started).Seconds())
-	report(t, f)
+	h.finish(s, &f, false, started, p)
 }
 
 // TestRebalances runs three members of one group while the stream flows,
@@ -75,12 +72,7 @@ func TestRebalances(t *testing.T) {
 		f.Restarts++
 	}
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.check(s, &f, false)
-	for _, p := range procs {
-		p.stop(t, 20*time.Second)
-	}
-	f.DurationSeconds = int(time.Since(started).Seconds())
-	report(t, f)
+	h.finish(s, &f, false, started, procs...)
 }
 
 // TestZombies pauses a member (SIGSTOP) past its session timeout, just after
@@ -123,13 +115,10 @@ func TestZombies(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.check(s, &f, true)
 	for _, p := range procs {
 		f.ZombieFenced += p.logCount("batch fenced") + p.logCount("partitions claimed by another member")
-		p.stop(t, 20*time.Second)
 	}
-	f.DurationSeconds = int(time.Since(started).Seconds())
-	report(t, f)
+	h.finish(s, &f, true, started, procs...)
 }
 
 // TestGracefulShutdown sends SIGTERM mid-stream: the process commits the
@@ -163,8 +152,5 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("the process after a graceful stop re-read %v committed records of %s", v, topic)
 		}
 	}
-	h.check(s, &f, false)
-	p.stop(t, 12*time.Second)
-	f.DurationSeconds = int(time.Since(started).Seconds())
-	report(t, f)
+	h.finish(s, &f, false, started, p)
 }

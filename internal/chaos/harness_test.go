@@ -707,6 +707,18 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 	return out
 }
 
+// finish checks the end state (check), stops procs with SIGTERM, each of
+// which must exit 0, and reports f with the test's duration.
+func (h *harness) finish(s *stream, f *figures, dlqDuplicatesAllowed bool, started time.Time, procs ...*proc) {
+	h.t.Helper()
+	h.check(s, f, dlqDuplicatesAllowed)
+	for _, p := range procs {
+		p.stop(h.t, 20*time.Second)
+	}
+	f.DurationSeconds = int(time.Since(started).Seconds())
+	report(h.t, *f)
+}
+
 // report appends f to the -chaos.report file, if one was named.
 func report(t *testing.T, f figures) {
 	t.Helper()

@@ -66,10 +66,7 @@ func TestPostgresOutage(t *testing.T) {
 		t.Error("the process did not log retrying its batch")
 	}
 	f := figures{Test: "postgres-outage"}
-	h.check(s, &f, false)
-	p.stop(t, 20*time.Second)
-	f.DurationSeconds = int(time.Since(started).Seconds())
-	report(t, f)
+	h.finish(s, &f, false, started, p)
 }
 
 // TestKafkaOutage starts the process before the broker exists, then takes the
@@ -145,9 +142,6 @@ func TestKafkaOutage(t *testing.T) {
 
 	h.waitCaughtUp(s, 5*time.Minute)
 	f := figures{Test: "kafka-outage"}
-	h.check(s, &f, false)
-	p.stop(t, 20*time.Second)
-	f.DurationSeconds = int(time.Since(started).Seconds())
-	report(t, f)
+	h.finish(s, &f, false, started, p)
 	_ = os.RemoveAll(dataDir)
 }
