@@ -37,10 +37,12 @@ const (
 )
 
 // Consumer is the ingest pipeline: one consumer group member that polls both
-// topics and commits each poll to PostgreSQL in one transaction, together
-// with the offsets it covers. Offsets live in PostgreSQL; on assignment the
-// consumer resumes from there, which makes the effect exactly-once without
-// Kafka transactions.
+// topics and commits each poll to PostgreSQL together with the offsets it
+// covers, split by partition among Config.Writers transactions. Offsets live
+// in PostgreSQL; on assignment the consumer claims its partitions there
+// (which fences out their previous owner) and resumes from the stored
+// offsets, which makes the effect exactly-once without Kafka transactions.
+// One batch commits while the next is polled, decoded and dead-lettered.
 //
 // Create it with New and call Run once. Joined is safe to call from any
 // goroutine.
@@ -68,9 +70,9 @@ type partState struct {
 	next *int64 // stored next offset, as this member last left it; nil: none
 	gen  int64  // the generation of this member's claim
 	// dlqDone is the highest source offset of this partition already in its
-	// dead-letter partition, or dlqUnread until this claim first needs it.
-	// dead-letter partition (-1: none). Dead letters at or below it are not
-	// produced again when a batch is reprocessed after a crash.
+	// dead-letter partition (-1: none), or dlqUnread until this claim first
+	// needs it. Dead letters at or below it are not produced again when a
+	// predecessor's batch is reprocessed.
 	dlqDone int64
 }
 
