@@ -186,7 +186,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if fetches.NumRecords() > 0 {
 			var expect map[store.TopicPartition]int64
 			if inflight != nil {
-				expect = inflight.next()
+				expect = inflight.next
 			}
 			next, err := c.prepare(work, cl, fetches, expect)
 			if werr := wait(); werr != nil {
@@ -400,9 +400,12 @@ func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartit
 // pending is one poll on its way to PostgreSQL: decoded, its dead letters
 // acknowledged, and its transactions running or done.
 type pending struct {
-	b       *store.Batch
-	gens    map[store.TopicPartition]int64
-	dead    []*kgo.Record
+	b    *store.Batch // the commit's goroutine owns it once commit starts
+	gens map[store.TopicPartition]int64
+	dead []*kgo.Record
+	// next is where the batch leaves its partitions, fixed before the
+	// commit starts, for preparing the batch after it.
+	next    map[store.TopicPartition]int64
 	started time.Time
 	done    chan error // the commit's result, once
 }
@@ -521,7 +524,7 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 		}
 		c.mu.Unlock()
 	}
-	return &pending{b: b, gens: gens, dead: dead, started: started, done: make(chan error, 1)}, nil
+	return &pending{b: b, gens: gens, dead: dead, next: nextOffsets(b), started: started, done: make(chan error, 1)}, nil
 }
 
 // dropProduced reads the dead-letter tails of the partitions in unread,
@@ -574,11 +577,10 @@ func (c *Consumer) commit(ctx context.Context, p *pending, lag *lagCommitter) {
 	}()
 }
 
-// next returns the offsets p leaves its partitions at, for the batch
-// prepared while p commits.
-func (p *pending) next() map[store.TopicPartition]int64 {
-	m := make(map[store.TopicPartition]int64, len(p.b.Offsets))
-	for _, a := range p.b.Offsets {
+// nextOffsets returns the offsets b leaves its partitions at.
+func nextOffsets(b *store.Batch) map[store.TopicPartition]int64 {
+	m := make(map[store.TopicPartition]int64, len(b.Offsets))
+	for _, a := range b.Offsets {
 		m[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = a.To
 	}
 	return m
