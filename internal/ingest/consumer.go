@@ -55,8 +55,10 @@ type Consumer struct {
 
 	joined atomic.Bool
 
-	mu    sync.Mutex
-	owned map[store.TopicPartition]partState // the partitions this member has claimed
+	mu       sync.Mutex
+	owned    map[store.TopicPartition]partState // the partitions this member has claimed
+	assigned map[store.TopicPartition]bool      // the partitions Kafka assigns this member
+	reclaim  map[store.TopicPartition]time.Time // fenced, yet still assigned: claim again (since when)
 }
 
 // dlqUnread marks a partition whose dead-letter tail this claim has not
@@ -86,12 +88,14 @@ func New(cfg Config, st Writer, metrics *Metrics, logger *slog.Logger) (*Consume
 		metrics = NewMetrics(nil)
 	}
 	return &Consumer{
-		cfg:     cfg,
-		st:      st,
-		log:     logger,
-		dec:     event.NewDecoder(cfg.MaxValueBytes),
-		metrics: metrics,
-		owned:   make(map[store.TopicPartition]partState),
+		cfg:      cfg,
+		st:       st,
+		log:      logger,
+		dec:      event.NewDecoder(cfg.MaxValueBytes),
+		metrics:  metrics,
+		owned:    make(map[store.TopicPartition]partState),
+		assigned: make(map[store.TopicPartition]bool),
+		reclaim:  make(map[store.TopicPartition]time.Time),
 	}, nil
 }
 
@@ -174,21 +178,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	for {
-		fetches := cl.PollRecords(ctx, c.cfg.MaxPollRecords)
+		pollCtx, cancelPoll := c.pollContext(ctx)
+		fetches := cl.PollRecords(pollCtx, c.cfg.MaxPollRecords)
+		cancelPoll()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			// The batch in flight may finish; records polled after
 			// shutdown began are not processed and will be read again.
 			return stop(wait())
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
 		})
 		if fetches.NumRecords() > 0 {
-			var expect map[store.TopicPartition]int64
-			if inflight != nil {
-				expect = inflight.next
-			}
-			next, err := c.prepare(work, cl, fetches, expect)
+			next, err := c.prepare(work, cl, fetches, inflight)
 			if werr := wait(); werr != nil {
 				return stop(werr)
 			}
@@ -200,8 +204,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 				inflight = next
 			}
 		}
+		if err := c.reclaimPending(work, cl); err != nil {
+			return stop(err)
+		}
 		cl.AllowRebalance()
 	}
+}
+
+// pollContext bounds the next poll by when the first partition marked for
+// claiming again is due, so that an idle stream does not delay it.
+func (c *Consumer) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	c.mu.Lock()
+	var due time.Time
+	for _, since := range c.reclaim {
+		if at := since.Add(c.cfg.SessionTimeout); due.IsZero() || at.Before(due) {
+			due = at
+		}
+	}
+	c.mu.Unlock()
+	if due.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, due.Add(10*time.Millisecond))
 }
 
 func (c *Consumer) startOffset() kgo.Offset {
@@ -242,6 +266,13 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			c.joined.Store(true)
+			c.mu.Lock()
+			for topic, ps := range assigned {
+				for _, p := range ps {
+					c.assigned[store.TopicPartition{Topic: topic, Partition: p}] = true
+				}
+			}
+			c.mu.Unlock()
 			c.log.Info("partitions assigned", "assigned", assigned)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -379,22 +410,77 @@ func (c *Consumer) forget(parts map[string][]int32) {
 	defer c.mu.Unlock()
 	for topic, ps := range parts {
 		for _, p := range ps {
-			delete(c.owned, store.TopicPartition{Topic: topic, Partition: p})
+			tp := store.TopicPartition{Topic: topic, Partition: p}
+			delete(c.owned, tp)
+			delete(c.assigned, tp)
+			delete(c.reclaim, tp)
 		}
 	}
 }
 
 // disown drops partitions that another member has claimed since this one
-// did. Their buffered records are skipped from now on; Kafka revokes them at
-// the next rebalance.
+// did. Their buffered records are skipped from now on. Usually Kafka has
+// moved them and revokes them at the next rebalance. If Kafka still assigns
+// them here, the other claim came from a member that was paused in the
+// middle of claiming and has been replaced since; they are marked to be
+// claimed again (reclaimPending), or they would stall.
 func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartition]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tp := range tps {
 		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] {
 			delete(c.owned, tp)
+			if c.assigned[tp] {
+				c.reclaim[tp] = time.Now()
+			}
 		}
 	}
+}
+
+// reclaimPending claims again the partitions disown marked at least a
+// session timeout ago, and rewinds their fetch position to the stored
+// offset. Waiting a session timeout first lets a replaced member learn from
+// Kafka that it was replaced, so that the two do not take the partition from
+// each other in turn. Call it from the polling goroutine before
+// AllowRebalance, as kgo requires for SetOffsets.
+func (c *Consumer) reclaimPending(ctx context.Context, cl *kgo.Client) error {
+	c.mu.Lock()
+	var tps []store.TopicPartition
+	for tp, since := range c.reclaim {
+		if time.Since(since) >= c.cfg.SessionTimeout {
+			tps = append(tps, tp)
+			delete(c.reclaim, tp)
+		}
+	}
+	c.mu.Unlock()
+	if len(tps) == 0 {
+		return nil
+	}
+	claims, err := c.claim(ctx, tps)
+	if err != nil {
+		return err
+	}
+	seek := make(map[string]map[int32]kgo.EpochOffset)
+	c.mu.Lock()
+	for _, tp := range tps {
+		claim := claims[tp]
+		if !c.assigned[tp] {
+			continue // revoked meanwhile
+		}
+		c.owned[tp] = partState{next: claim.Next, gen: claim.Generation, dlqDone: dlqUnread}
+		next := int64(0) // nothing committed: from the start (a reset if it is gone)
+		if claim.Next != nil {
+			next = *claim.Next
+		}
+		if seek[tp.Topic] == nil {
+			seek[tp.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		seek[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: next}
+	}
+	c.mu.Unlock()
+	cl.SetOffsets(seek)
+	c.log.Warn("claimed again partitions that a replaced member had claimed while Kafka still assigns them here", "partitions", tps)
+	return nil
 }
 
 // pending is one poll on its way to PostgreSQL: decoded, its dead letters
@@ -416,7 +502,7 @@ type pending struct {
 // again. expect gives the next offset of partitions whose previous batch is
 // still being committed. It returns nil when nothing is left to commit, and
 // an error only when ctx ends first.
-func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches, expect map[store.TopicPartition]int64) (*pending, error) {
+func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches, inflight *pending) (*pending, error) {
 	started := time.Now()
 	b := &store.Batch{UserTopic: c.cfg.UserTopic, OrgTopic: c.cfg.OrgTopic}
 	var dead []*kgo.Record
@@ -426,7 +512,9 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 	c.mu.Lock()
 	owned := make(map[store.TopicPartition]partState, len(c.owned))
 	for tp, st := range c.owned {
-		if next, ok := expect[tp]; ok {
+		// Where the batch in flight leaves the partition, unless the
+		// partition was claimed again since it was prepared.
+		if next, ok := inflight.nextFor(tp, st.gen); ok {
 			st.next = &next
 		}
 		owned[tp] = st
@@ -575,6 +663,16 @@ func (c *Consumer) commit(ctx context.Context, p *pending, lag *lagCommitter) {
 		}
 		p.done <- err
 	}()
+}
+
+// nextFor returns where p leaves tp, if p is not nil and was prepared under
+// generation gen.
+func (p *pending) nextFor(tp store.TopicPartition, gen int64) (int64, bool) {
+	if p == nil || p.gens[tp] != gen {
+		return 0, false
+	}
+	next, ok := p.next[tp]
+	return next, ok
 }
 
 // nextOffsets returns the offsets b leaves its partitions at.

@@ -579,7 +579,11 @@ func (w *pausingWriter) WriteBatch(ctx context.Context, b *store.Batch) error {
 	first := false
 	w.once.Do(func() { first = true })
 	if !first {
-		return w.Writer.WriteBatch(ctx, b)
+		// Nothing else commits until the test has looked: the member,
+		// still assigned the partition by Kafka, claims it again and
+		// would write the same records legitimately.
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	close(w.paused)
 	<-w.release
@@ -597,7 +601,9 @@ func TestZombieBatchIsFenced(t *testing.T) {
 	users, _ := workload(4, 50, 300, 5, 0)
 	produce(t, e.broker, "user_events", users)
 	w := &pausingWriter{Writer: e.st, paused: make(chan struct{}), release: make(chan struct{}), first: make(chan error, 1)}
-	e.startWith(t, e.config(5000), w)
+	cfg := e.config(5000)
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	e.startWith(t, cfg, w)
 	select {
 	case <-w.paused:
 	case <-time.After(30 * time.Second):
@@ -724,4 +730,35 @@ func TestBadInputThroughThePipeline(t *testing.T) {
 	if n != len(cases) || raw != len(cases)+1 {
 		t.Errorf("%d good users and %d raw rows, want %d and %d (the duplicate logged, applied once)", n, raw, len(cases), len(cases)+1)
 	}
+}
+
+// TestLateClaimByAReplacedMemberIsTakenBack: a member paused in the middle
+// of claiming can finish its claim after the group moved on, fencing the
+// partition's rightful owner. The owner, still assigned the partition by
+// Kafka, claims it again after a session timeout instead of stalling.
+func TestLateClaimByAReplacedMemberIsTakenBack(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(2, "user_events", "org_events"),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "500"}))
+	users, orgs := workload(5, 100, 2000, 10, 100)
+	half := len(users) / 2
+	produce(t, e.broker, "user_events", users[:half])
+	produce(t, e.broker, "org_events", orgs)
+	cfg := e.config(200)
+	cfg.SessionTimeout = time.Second
+	e.start(t, cfg)
+	e.waitCaughtUp(t, map[string][]*rec{"user_events": users[:half], "org_events": orgs})
+
+	// The late claim of a replaced member.
+	var tps []store.TopicPartition
+	for p := int32(0); p < 2; p++ {
+		tps = append(tps, store.TopicPartition{Topic: "user_events", Partition: p}, store.TopicPartition{Topic: "org_events", Partition: p})
+	}
+	if _, err := e.st.ClaimOffsets(context.Background(), tps); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, e.broker, "user_events", users[half:])
+	e.waitCaughtUp(t, map[string][]*rec{"user_events": users, "org_events": orgs})
+	e.checkState(t, users, orgs)
+	e.checkDLQ(t, "user_events", users, true)
 }
