@@ -63,6 +63,9 @@ type Config struct {
 	// Out is where the report is written as JSON and Markdown. Empty: not
 	// written.
 	Out string
+	// PipelineDebugAddr, if set, is passed to the pipeline process as
+	// --debug-addr, to profile it while the benchmark runs.
+	PipelineDebugAddr string
 }
 
 // WithDefaults fills zero fields.

@@ -321,8 +321,8 @@ func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize),
 		"--log-level", "warn")
-	if d := os.Getenv("STREAMJOIN_BENCH_DEBUG_ADDR"); d != "" {
-		p.cmd.Args = append(p.cmd.Args, "--debug-addr", d)
+	if b.cfg.PipelineDebugAddr != "" {
+		p.cmd.Args = append(p.cmd.Args, "--debug-addr", b.cfg.PipelineDebugAddr)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
 	if err := p.cmd.Start(); err != nil {

@@ -54,6 +54,7 @@ prints a table and writes bench.json and bench.md to --out.`,
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the private cluster lives (default: a temporary directory)")
 	fs.StringVar(&cfg.Out, "out", "bench-results", "directory for bench.json and bench.md (empty: don't write)")
 	fs.StringVar(&cfg.Binary, "binary", "", "streamjoin binary for the pipeline (default: this one)")
+	fs.StringVar(&cfg.PipelineDebugAddr, "pipeline-debug-addr", "", "pass --debug-addr to the pipeline process, to profile it during the run")
 	withConfig(cmd, func() error { return cfg.WithDefaults().Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		out := cmd.OutOrStdout()
 		rep, err := bench.Run(cmd.Context(), cfg, logger, func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "bench:", s) })
