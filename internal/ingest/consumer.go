@@ -257,6 +257,12 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(c.cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(c.cfg.UserTopic, c.cfg.OrgTopic),
+		// Eager rebalances: every member gives up everything and gets its
+		// share back in one round. With the cooperative default, the chaos
+		// tests saw a member leave mid-rebalance and three partitions stay
+		// unassigned for minutes (kfake, franz-go v1.22.3). Eager costs a
+		// short full stop per rebalance; claims make it safe either way.
+		kgo.Balancers(kgo.StickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxBytes(int32(c.cfg.FetchMaxBytes)),
