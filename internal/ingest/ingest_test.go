@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -761,4 +762,30 @@ func TestLateClaimByAReplacedMemberIsTakenBack(t *testing.T) {
 	e.waitCaughtUp(t, map[string][]*rec{"user_events": users, "org_events": orgs})
 	e.checkState(t, users, orgs)
 	e.checkDLQ(t, "user_events", users, true)
+}
+
+// TestRefusesADLQWithFewerPartitions: dead letters of partition p go to DLQ
+// partition p, so a DLQ topic with fewer partitions than its source is a
+// start-up error that names it.
+func TestRefusesADLQWithFewerPartitions(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(6, "user_events", "org_events"))
+	adm, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(context.Background(), 2, 1, nil, "user_events.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ingest.New(e.config(100), e.st, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = c.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "user_events.dlq has 2 partitions, fewer than the 6") {
+		t.Fatalf("Run = %v, want an error about user_events.dlq's partitions", err)
+	}
 }
