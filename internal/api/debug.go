@@ -19,6 +19,12 @@ func RunDebug(ctx context.Context, addr string, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listening on debug-addr %s: %w", addr, err)
 	}
+	return ServeDebug(ctx, ln, logger)
+}
+
+// ServeDebug is RunDebug on a listener the caller opened. It blocks until
+// ctx is canceled or the server fails, and closes ln either way.
+func ServeDebug(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -14,17 +15,15 @@ func TestRunDebugServesPprof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The listener stays open from here on: closing it and handing
+	// RunDebug the address let another socket take the port in between,
+	// which failed a CI run.
 	addr := ln.Addr().String()
-	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- RunDebug(ctx, addr, discard()) }()
-	var resp *http.Response
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err = http.Get("http://" + addr + "/debug/pprof/heap?debug=1"); err == nil {
-			break
-		}
-	}
+	go func() { done <- ServeDebug(ctx, ln, discard()) }()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + addr + "/debug/pprof/heap?debug=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,5 +34,13 @@ func TestRunDebugServesPprof(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("RunDebug after cancel = %v, want nil", err)
+	}
+}
+
+func TestRunDebugRefusesBadAddr(t *testing.T) {
+	t.Parallel()
+	err := RunDebug(context.Background(), "127.0.0.1:notaport", discard())
+	if err == nil || !strings.Contains(err.Error(), "debug-addr") {
+		t.Fatalf("RunDebug(bad addr) = %v, want an error naming debug-addr", err)
 	}
 }

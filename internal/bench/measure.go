@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamjoin/streamjoin/internal/devenv"
 	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/store"
 	"github.com/streamjoin/streamjoin/internal/workload"
@@ -301,17 +301,8 @@ type proc struct {
 	done chan struct{}
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
-	port, err := freePort()
+	port, err := devenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
