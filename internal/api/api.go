@@ -39,6 +39,13 @@ type Config struct {
 	// MaxInFlight bounds concurrent requests; past it the API answers 503
 	// at once. Default 1024.
 	MaxInFlight int
+	// LookupSlots bounds the user queries running at once. Lookups that
+	// arrive while every slot is busy are merged into the next query (see
+	// coalescer). Default 4.
+	LookupSlots int
+	// LookupBatch is the most names one query looks up; 1 turns merging
+	// off. Default 64.
+	LookupBatch int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -65,6 +72,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1024
 	}
+	if c.LookupSlots == 0 {
+		c.LookupSlots = 4
+	}
+	if c.LookupBatch == 0 {
+		c.LookupBatch = 64
+	}
 	return c
 }
 
@@ -90,12 +103,20 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		return fmt.Errorf("max-in-flight %d: must be at least 1", c.MaxInFlight)
 	}
+	if c.LookupSlots < 1 {
+		return fmt.Errorf("api-lookup-slots %d: must be at least 1", c.LookupSlots)
+	}
+	if c.LookupBatch < 1 {
+		return fmt.Errorf("api-lookup-batch %d: must be at least 1", c.LookupBatch)
+	}
 	return nil
 }
 
 // Users is what the API reads. *store.Store implements it.
 type Users interface {
-	UsersByName(ctx context.Context, name string, limit int) ([]store.Profile, error)
+	// UsersByNames returns, keyed by name, up to limit live users for each
+	// of names (which hold no repeats).
+	UsersByNames(ctx context.Context, names []string, limit int) (map[string][]store.Profile, error)
 	Ping(ctx context.Context) error
 }
 
@@ -107,6 +128,7 @@ type Server struct {
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
 	inFlight chan struct{}
+	lookups  *coalescer
 	ln       net.Listener
 	stopping chan struct{}
 }
@@ -124,6 +146,7 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 	return &Server{
 		cfg: cfg, users: users, joined: joined, gatherer: gatherer, log: logger,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
+		lookups:  newCoalescer(users, cfg.MaxResults, cfg.LookupSlots, cfg.LookupBatch, cfg.MaxInFlight),
 		stopping: make(chan struct{}),
 	}, nil
 }
@@ -229,13 +252,10 @@ func (s *Server) getUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &problem{status: http.StatusBadRequest, detail: "name must not contain NUL"})
 		return
 	}
-	users, err := s.users.UsersByName(r.Context(), name, s.cfg.MaxResults)
+	users, err := s.lookups.get(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	if users == nil {
-		users = []store.Profile{}
 	}
 	writeJSON(w, http.StatusOK, users)
 }

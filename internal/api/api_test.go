@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -54,6 +55,51 @@ func setup(t *testing.T, joined *atomic.Bool) *httptest.Server {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// TestConcurrentGetsEachGetTheirOwnAnswer sends many concurrent requests
+// for different names through the API, so that lookups merge into shared
+// queries, and checks each response against its own name.
+func TestConcurrentGetsEachGetTheirOwnAnswer(t *testing.T) {
+	t.Parallel()
+	ts := setup(t, nil)
+	want := map[string]int{"Snake": 2, "Big%20Boss": 1, "Zo%C3%AB": 1, "100%25": 1, "a_b": 1, "a%25": 0, "Gone": 0, "Nobody": 0}
+	var paths []string
+	for p := range want {
+		paths = append(paths, p)
+	}
+	type reply struct {
+		path  string
+		code  int
+		users []map[string]any
+	}
+	replies := make(chan reply, 400)
+	for i := range cap(replies) {
+		go func() {
+			p := paths[i%len(paths)]
+			r := reply{path: p}
+			resp, err := http.Get(ts.URL + "/users/" + p)
+			if err == nil {
+				r.code = resp.StatusCode
+				_ = json.NewDecoder(resp.Body).Decode(&r.users)
+				resp.Body.Close()
+			}
+			replies <- r
+		}()
+	}
+	for range cap(replies) {
+		r := <-replies
+		if r.code != http.StatusOK || len(r.users) != want[r.path] {
+			t.Errorf("GET /users/%s = %d with %d users, want 200 with %d", r.path, r.code, len(r.users), want[r.path])
+			continue
+		}
+		name, _ := url.PathUnescape(r.path)
+		for _, u := range r.users {
+			if u["username"] != name {
+				t.Errorf("GET /users/%s returned user %v: another request's answer", r.path, u["username"])
+			}
+		}
+	}
 }
 
 func get(t *testing.T, url string) (int, string, string) {

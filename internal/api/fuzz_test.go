@@ -15,8 +15,8 @@ import (
 // handler, not PostgreSQL (which the integration tests cover).
 type fakeUsers struct{ last string }
 
-func (f *fakeUsers) UsersByName(_ context.Context, name string, _ int) ([]store.Profile, error) {
-	f.last = name
+func (f *fakeUsers) UsersByNames(_ context.Context, names []string, _ int) (map[string][]store.Profile, error) {
+	f.last = names[len(names)-1]
 	return nil, nil
 }
 func (f *fakeUsers) Ping(context.Context) error { return nil }

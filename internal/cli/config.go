@@ -160,6 +160,8 @@ func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
 	fs.IntVar(&c.MaxNameBytes, "max-name-bytes", d.MaxNameBytes, "longest accepted user name in GET /users/{name}")
 	fs.IntVar(&c.MaxResults, "max-results", d.MaxResults, "most users returned for one name")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", d.MaxInFlight, "most concurrent HTTP requests; past it the API answers 503")
+	fs.IntVar(&c.LookupSlots, "api-lookup-slots", d.LookupSlots, "most user queries the API runs at once; lookups arriving while all are busy share the next query")
+	fs.IntVar(&c.LookupBatch, "api-lookup-batch", d.LookupBatch, "most names one API query looks up (1: no merging)")
 }
 
 func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {

@@ -110,6 +110,7 @@ var (
 	sqlClaimOffsets = query("claim_offsets")
 	sqlLost         = query("lost_partitions")
 	sqlUsersByName  = query("users_by_name")
+	sqlUsersByNames = query("users_by_names")
 )
 
 // Store reads and writes streamjoin's tables.
@@ -188,16 +189,45 @@ func (s *Store) UsersByName(ctx context.Context, name string, limit int) ([]Prof
 	if err != nil {
 		return nil, fmt.Errorf("querying users by name: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Profile, error) {
-		var p Profile
-		err := row.Scan(&p.ID, &p.Username, &p.UserEmail, &p.UserType, &p.OrganizationName, &p.OrganizationTier, &p.ReceivedAt)
-		p.ReceivedAt = p.ReceivedAt.UTC()
-		return p, err
-	})
+	out, err := pgx.CollectRows(rows, scanProfile)
 	if err != nil {
 		return nil, fmt.Errorf("reading users by name: %w", err)
 	}
 	return out, nil
+}
+
+// UsersByNames is UsersByName for several names in one statement and one
+// snapshot: it returns, keyed by name, up to limit live users per name,
+// ordered by id. Names without users have no key. names should hold no
+// repeats.
+func (s *Store) UsersByNames(ctx context.Context, names []string, limit int) (map[string][]Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, sqlUsersByNames, names, limit)
+	if err != nil {
+		return nil, fmt.Errorf("querying users by names: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string][]Profile, len(names))
+	for rows.Next() {
+		p, err := scanProfile(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading users by names: %w", err)
+		}
+		out[p.Username] = append(out[p.Username], p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading users by names: %w", err)
+	}
+	return out, nil
+}
+
+// scanProfile reads one row of users_by_name(s).sql.
+func scanProfile(row pgx.CollectableRow) (Profile, error) {
+	var p Profile
+	err := row.Scan(&p.ID, &p.Username, &p.UserEmail, &p.UserType, &p.OrganizationName, &p.OrganizationTier, &p.ReceivedAt)
+	p.ReceivedAt = p.ReceivedAt.UTC()
+	return p, err
 }
 
 // quoteIdent quotes a PostgreSQL identifier.

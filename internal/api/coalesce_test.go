@@ -1,0 +1,215 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+// echoUsers answers every name but "nobody" with one user of that name, and
+// records each query's names. gate, when set, holds every query until it is
+// closed. These tests are about the coalescer's concurrency; the SQL behind
+// UsersByNames is tested against PostgreSQL in the store package, and the
+// API with it in api_test.go.
+type echoUsers struct {
+	gate    chan struct{}
+	err     error
+	mu      sync.Mutex
+	queries [][]string
+	running atomic.Int32
+	maxRun  atomic.Int32
+}
+
+func (e *echoUsers) UsersByNames(ctx context.Context, names []string, _ int) (map[string][]store.Profile, error) {
+	n := e.running.Add(1)
+	defer e.running.Add(-1)
+	for m := e.maxRun.Load(); n > m && !e.maxRun.CompareAndSwap(m, n); m = e.maxRun.Load() {
+	}
+	e.mu.Lock()
+	e.queries = append(e.queries, slices.Clone(names))
+	e.mu.Unlock()
+	if e.gate != nil {
+		<-e.gate
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("query saw its context canceled: %w", err)
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	out := map[string][]store.Profile{}
+	for _, n := range names {
+		if n != "nobody" {
+			out[n] = []store.Profile{{ID: "id-" + n, Username: n}}
+		}
+	}
+	return out, nil
+}
+
+func (e *echoUsers) Ping(context.Context) error { return nil }
+
+func (e *echoUsers) calls() [][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.queries)
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+type answer struct {
+	name  string
+	users []store.Profile
+	err   error
+}
+
+func lookupAsync(c *coalescer, ctx context.Context, name string, out chan<- answer) {
+	go func() {
+		users, err := c.get(ctx, name)
+		out <- answer{name, users, err}
+	}()
+}
+
+func TestCoalescerMergesLookupsWhileSlotsAreBusy(t *testing.T) {
+	t.Parallel()
+	users := &echoUsers{gate: make(chan struct{})}
+	c := newCoalescer(users, 10, 1, 64, 16)
+	out := make(chan answer, 4)
+	lookupAsync(c, context.Background(), "first", out)
+	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	for _, n := range []string{"Snake", "nobody", "Snake"} {
+		lookupAsync(c, context.Background(), n, out)
+	}
+	waitFor(t, "three queued lookups", func() bool { return len(c.queue) == 3 })
+	close(users.gate)
+	got := map[string]int{}
+	for range 4 {
+		a := <-out
+		if a.err != nil {
+			t.Fatalf("get(%q) = %v", a.name, a.err)
+		}
+		want := 1
+		if a.name == "nobody" {
+			want = 0
+		}
+		if a.users == nil || len(a.users) != want || (want == 1 && a.users[0].Username != a.name) {
+			t.Errorf("get(%q) = %+v, want %d user(s) named so (and never nil)", a.name, a.users, want)
+		}
+		got[a.name]++
+	}
+	calls := users.calls()
+	if len(calls) != 2 {
+		t.Fatalf("queries = %q, want 2: the first alone, then the three queued ones merged", calls)
+	}
+	second := slices.Clone(calls[1])
+	slices.Sort(second)
+	if !slices.Equal(second, []string{"Snake", "nobody"}) {
+		t.Errorf("merged query names = %q, want Snake and nobody once each", calls[1])
+	}
+}
+
+func TestCoalescerRespectsSlotsAndAnswersEveryone(t *testing.T) {
+	t.Parallel()
+	users := &echoUsers{}
+	c := newCoalescer(users, 10, 2, 8, 256)
+	out := make(chan answer, 200)
+	for i := range 200 {
+		lookupAsync(c, context.Background(), fmt.Sprintf("user-%d", i%37), out)
+	}
+	for range 200 {
+		a := <-out
+		if a.err != nil || len(a.users) != 1 || a.users[0].Username != a.name {
+			t.Errorf("get(%q) = %+v, %v; want its own user", a.name, a.users, a.err)
+		}
+	}
+	if m := users.maxRun.Load(); m > 2 {
+		t.Errorf("%d queries ran at once, want at most 2 slots", m)
+	}
+	for _, q := range users.calls() {
+		if len(q) > 8 {
+			t.Errorf("a query looked up %d names, want at most 8", len(q))
+		}
+	}
+}
+
+func TestCoalescerErrorReachesEveryLookupInTheQuery(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	users := &echoUsers{gate: make(chan struct{}), err: boom}
+	c := newCoalescer(users, 10, 1, 64, 16)
+	out := make(chan answer, 3)
+	lookupAsync(c, context.Background(), "a", out)
+	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	lookupAsync(c, context.Background(), "b", out)
+	lookupAsync(c, context.Background(), "c", out)
+	waitFor(t, "two queued lookups", func() bool { return len(c.queue) == 2 })
+	close(users.gate)
+	for range 3 {
+		if a := <-out; !errors.Is(a.err, boom) {
+			t.Errorf("get(%q) error = %v, want boom", a.name, a.err)
+		}
+	}
+}
+
+// The runner's own request going away must not cancel the query that
+// others wait on, and lookups whose requests went away are not queried.
+func TestCoalescerQueryOutlivesRunnerAndSkipsCanceled(t *testing.T) {
+	t.Parallel()
+	users := &echoUsers{}
+	c := newCoalescer(users, 10, 1, 64, 16)
+	gone, cancelGone := context.WithCancel(context.Background())
+	cancelGone()
+	live := &lookup{ctx: context.Background(), name: "live", done: make(chan result, 1)}
+	dead := &lookup{ctx: gone, name: "dead", done: make(chan result, 1)}
+	c.queue <- live
+	c.queue <- dead
+	if !c.run(gone, nil) {
+		t.Fatal("run took nothing from a queue of two")
+	}
+	r := <-live.done
+	if r.err != nil || len(r.users) != 1 {
+		t.Errorf("live lookup = %+v, %v; want its user: the runner's canceled context must not reach the query", r.users, r.err)
+	}
+	if calls := users.calls(); len(calls) != 1 || !slices.Equal(calls[0], []string{"live"}) {
+		t.Errorf("queries = %q, want only [live]", calls)
+	}
+	if c.run(gone, nil) {
+		t.Error("run on an empty queue reported taking a lookup")
+	}
+}
+
+func TestCoalescerGetReturnsWhenItsRequestEnds(t *testing.T) {
+	t.Parallel()
+	users := &echoUsers{gate: make(chan struct{})}
+	defer close(users.gate)
+	c := newCoalescer(users, 10, 1, 64, 16)
+	out := make(chan answer, 2)
+	lookupAsync(c, context.Background(), "runner", out)
+	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	lookupAsync(c, ctx, "waiter", out)
+	waitFor(t, "a queued lookup", func() bool { return len(c.queue) == 1 })
+	cancel()
+	select {
+	case a := <-out:
+		if a.name != "waiter" || !errors.Is(a.err, context.Canceled) {
+			t.Errorf("got %q, %v; want the waiter, canceled", a.name, a.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a canceled waiter did not return while every slot was busy")
+	}
+}
