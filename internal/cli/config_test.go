@@ -102,6 +102,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		"writers":          {"--writers", "0"},
 		"pg-max-conns":     {"--writers", "9", "--pg-max-conns", "4"},
 		"session-timeout":  {"--session-timeout", "10ms"},
+		"api-lookup-slots": {"--api-lookup-slots", "0"},
+		"api-lookup-batch": {"--api-lookup-batch", "-1"},
 	} {
 		base := []string{"--postgres", "postgres://u@h/db", "--brokers", "k:9092"}
 		cfg, err := setup(t, "", append(base, args...)...)

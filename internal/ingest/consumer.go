@@ -948,8 +948,7 @@ func (c *Consumer) prepareTopics(ctx context.Context) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	sources := []string{c.cfg.UserTopic, c.cfg.OrgTopic}
-	var misconfigured error
-	err = c.retry(ctx, "preparing kafka topics", func() error {
+	return c.retry(ctx, "preparing kafka topics", func() error {
 		if c.cfg.CreateTopics {
 			if err := createTopics(ctx, adm, c.cfg.Partitions, c.cfg.ReplicationFactor, sources...); err != nil {
 				return err
@@ -979,16 +978,11 @@ func (c *Consumer) prepareTopics(ctx context.Context) error {
 				return fmt.Errorf("dead-letter topic %s does not exist (create-topics is off): %v", dlq, dl.Err)
 			}
 			if len(dl.Partitions) < len(d.Partitions) {
-				misconfigured = fmt.Errorf("dead-letter topic %s has %d partitions, fewer than the %d of %s: exactly-once dead letters need one for each source partition; add partitions to it", dlq, len(dl.Partitions), len(d.Partitions), topic)
-				return nil
+				return permanent(fmt.Errorf("dead-letter topic %s has %d partitions, fewer than the %d of %s: exactly-once dead letters need one for each source partition; add partitions to it", dlq, len(dl.Partitions), len(d.Partitions), topic))
 			}
 		}
 		return nil
 	})
-	if misconfigured != nil {
-		return misconfigured
-	}
-	return err
 }
 
 func createTopics(ctx context.Context, adm *kadm.Client, partitions int32, rf int16, topics ...string) error {
@@ -1004,13 +998,17 @@ func createTopics(ctx context.Context, adm *kadm.Client, partitions int32, rf in
 	return nil
 }
 
-// retry runs fn until it succeeds or ctx ends, with capped exponential
-// backoff and jitter, logging each failure.
+// retry runs fn until it succeeds, ctx ends or fn returns a permanent error,
+// with capped exponential backoff and jitter, logging each failure.
 func (c *Consumer) retry(ctx context.Context, what string, fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return perm.err
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
@@ -1022,6 +1020,15 @@ func (c *Consumer) retry(ctx context.Context, what string, fn func() error) erro
 		}
 	}
 }
+
+// permanentError marks an error that retrying cannot fix: retry returns
+// the wrapped error at once.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return permanentError{err} }
 
 // backoff returns 100ms·2^attempt capped at max, with ±50% jitter below it.
 func backoff(attempt int, max time.Duration) time.Duration {
