@@ -41,7 +41,7 @@ type Config struct {
 	MaxInFlight int
 	// LookupSlots bounds the user queries running at once. Lookups that
 	// arrive while every slot is busy are merged into the next query (see
-	// coalescer). Default 4.
+	// coalescer). Default 2: fewer, larger queries measured faster than 4 or 8 on 2 cores (BENCHMARKS.md).
 	LookupSlots int
 	// LookupBatch is the most names one query looks up; 1 turns merging
 	// off. Default 64.
@@ -73,7 +73,7 @@ func (c Config) WithDefaults() Config {
 		c.MaxInFlight = 1024
 	}
 	if c.LookupSlots == 0 {
-		c.LookupSlots = 4
+		c.LookupSlots = 2
 	}
 	if c.LookupBatch == 0 {
 		c.LookupBatch = 64
