@@ -41,10 +41,11 @@ type Config struct {
 	MaxInFlight int
 	// LookupSlots bounds the user queries running at once. Lookups that
 	// arrive while every slot is busy are merged into the next query (see
-	// coalescer). Default 2: fewer, larger queries measured faster than 4 or 8 on 2 cores (BENCHMARKS.md).
+	// coalescer). Default 2: on 2 cores, fewer and larger queries
+	// measured faster than 4 or 8 (BENCHMARKS.md).
 	LookupSlots int
-	// LookupBatch is the most names one query looks up; 1 turns merging
-	// off. Default 64.
+	// LookupBatch is the most names one query looks up; 1 makes every
+	// query look up one name. Default 64.
 	LookupBatch int
 }
 
