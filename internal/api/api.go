@@ -258,7 +258,7 @@ func (s *Server) getUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, users)
+	s.writeUsers(w, r, users)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
