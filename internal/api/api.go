@@ -47,6 +47,10 @@ type Config struct {
 	// LookupBatch is the most names one query looks up; 1 makes every
 	// query look up one name. Default 64.
 	LookupBatch int
+	// LookupTimeout bounds how long a request waits for its lookup,
+	// queueing included; past it the API answers 503. app sets it to the
+	// store's query timeout (--query-timeout). Default 2s.
+	LookupTimeout time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -64,6 +68,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.ShutdownTimeout, 10*time.Second)
+	def(&c.LookupTimeout, 2*time.Second)
 	if c.MaxNameBytes == 0 {
 		c.MaxNameBytes = 256
 	}
@@ -103,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		return fmt.Errorf("max-in-flight %d: must be at least 1", c.MaxInFlight)
+	}
+	if c.LookupTimeout < 0 {
+		return fmt.Errorf("lookup timeout %s: must not be negative", c.LookupTimeout)
 	}
 	if c.LookupSlots < 1 {
 		return fmt.Errorf("api-lookup-slots %d: must be at least 1", c.LookupSlots)
@@ -147,7 +155,7 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 	return &Server{
 		cfg: cfg, users: users, joined: joined, gatherer: gatherer, log: logger,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
-		lookups:  newCoalescer(users, cfg.MaxResults, cfg.LookupSlots, cfg.LookupBatch, cfg.MaxInFlight),
+		lookups:  newCoalescer(users, cfg.MaxResults, cfg.LookupSlots, cfg.LookupBatch, cfg.MaxInFlight, cfg.LookupTimeout),
 		stopping: make(chan struct{}),
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,7 +88,7 @@ func lookupAsync(c *coalescer, ctx context.Context, name string, out chan<- answ
 func TestCoalescerMergesLookupsWhileSlotsAreBusy(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{gate: make(chan struct{})}
-	c := newCoalescer(users, 10, 1, 64, 16)
+	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
 	out := make(chan answer, 4)
 	lookupAsync(c, context.Background(), "first", out)
 	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
@@ -125,12 +126,14 @@ func TestCoalescerMergesLookupsWhileSlotsAreBusy(t *testing.T) {
 func TestCoalescerRespectsSlotsAndAnswersEveryone(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{}
-	c := newCoalescer(users, 10, 2, 8, 256)
-	out := make(chan answer, 200)
-	for i := range 200 {
+	c := newCoalescer(users, 10, 2, 8, 4096, 5*time.Second)
+	// Many more lookups than slots, arriving while drainers give their
+	// slots back: none may be left queued without a drainer.
+	out := make(chan answer, 3000)
+	for i := range 3000 {
 		lookupAsync(c, context.Background(), fmt.Sprintf("user-%d", i%37), out)
 	}
-	for range 200 {
+	for range 3000 {
 		a := <-out
 		if a.err != nil || len(a.users) != 1 || a.users[0].Username != a.name {
 			t.Errorf("get(%q) = %+v, %v; want its own user", a.name, a.users, a.err)
@@ -146,11 +149,23 @@ func TestCoalescerRespectsSlotsAndAnswersEveryone(t *testing.T) {
 	}
 }
 
+// One lookup at a time, each queued while the previous drainer may still be
+// giving its slot back: a drainer that left it queued would time it out.
+func TestCoalescerLeavesNoLookupBehind(t *testing.T) {
+	t.Parallel()
+	c := newCoalescer(&echoUsers{}, 10, 1, 64, 16, 2*time.Second)
+	for i := range 20000 {
+		if _, err := c.get(context.Background(), "x"); err != nil {
+			t.Fatalf("lookup %d: %v", i, err)
+		}
+	}
+}
+
 func TestCoalescerErrorReachesEveryLookupInTheQuery(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
 	users := &echoUsers{gate: make(chan struct{}), err: boom}
-	c := newCoalescer(users, 10, 1, 64, 16)
+	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
 	out := make(chan answer, 3)
 	lookupAsync(c, context.Background(), "a", out)
 	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
@@ -165,30 +180,78 @@ func TestCoalescerErrorReachesEveryLookupInTheQuery(t *testing.T) {
 	}
 }
 
-// The runner's own request going away must not cancel the query that
-// others wait on, and lookups whose requests went away are not queried.
-func TestCoalescerQueryOutlivesRunnerAndSkipsCanceled(t *testing.T) {
+// A request going away doesn't cancel the query it started, which others
+// share; lookups whose requests went away are not queried.
+func TestCoalescerQueryOutlivesItsRequestAndSkipsCanceled(t *testing.T) {
 	t.Parallel()
-	users := &echoUsers{}
-	c := newCoalescer(users, 10, 1, 64, 16)
+	users := &echoUsers{gate: make(chan struct{})}
+	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
+	out := make(chan answer, 3)
+	first, cancelFirst := context.WithCancel(context.Background())
+	lookupAsync(c, first, "first", out)
+	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
 	gone, cancelGone := context.WithCancel(context.Background())
+	lookupAsync(c, gone, "gone", out)
+	lookupAsync(c, context.Background(), "live", out)
+	waitFor(t, "two queued lookups", func() bool { return len(c.queue) == 2 })
+	cancelFirst()
 	cancelGone()
-	live := &lookup{ctx: context.Background(), name: "live", done: make(chan result, 1)}
-	dead := &lookup{ctx: gone, name: "dead", done: make(chan result, 1)}
-	c.queue <- live
-	c.queue <- dead
-	if !c.run(gone, nil) {
-		t.Fatal("run took nothing from a queue of two")
+	close(users.gate)
+	got := map[string]answer{}
+	for range 3 {
+		a := <-out
+		got[a.name] = a
 	}
-	r := <-live.done
-	if r.err != nil || len(r.users) != 1 {
-		t.Errorf("live lookup = %+v, %v; want its user: the runner's canceled context must not reach the query", r.users, r.err)
+	if a := got["live"]; a.err != nil || len(a.users) != 1 {
+		t.Errorf("live lookup = %+v, %v; want its user", a.users, a.err)
 	}
-	if calls := users.calls(); len(calls) != 1 || !slices.Equal(calls[0], []string{"live"}) {
-		t.Errorf("queries = %q, want only [live]", calls)
+	for _, n := range []string{"first", "gone"} {
+		if !errors.Is(got[n].err, context.Canceled) {
+			t.Errorf("%s: err = %v, want context.Canceled", n, got[n].err)
+		}
 	}
-	if c.run(gone, nil) {
-		t.Error("run on an empty queue reported taking a lookup")
+	calls := users.calls()
+	if len(calls) != 2 || !slices.Equal(calls[1], []string{"live"}) {
+		t.Errorf("queries = %q, want [first] then [live] only", calls)
+	}
+}
+
+// However busy the slots are, a request waits at most the lookup timeout
+// and then gets an error the API answers with 503.
+func TestCoalescerGivesUpAfterTheTimeout(t *testing.T) {
+	t.Parallel()
+	users := &echoUsers{gate: make(chan struct{})}
+	defer close(users.gate)
+	c := newCoalescer(users, 10, 1, 64, 16, 200*time.Millisecond)
+	out := make(chan answer, 2)
+	start := time.Now()
+	lookupAsync(c, context.Background(), "stuck", out)
+	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	lookupAsync(c, context.Background(), "queued", out)
+	for range 2 {
+		a := <-out
+		if !errors.Is(a.err, context.DeadlineExceeded) || store.Classify(a.err) != store.Unavailable {
+			t.Errorf("%s: err = %v, want a DeadlineExceeded the store classifies as Unavailable", a.name, a.err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("both gave up after %s, want about 200ms each", took)
+	}
+}
+
+type panicUsers struct{ echoUsers }
+
+func (*panicUsers) UsersByNames(context.Context, []string, int) (map[string][]store.Profile, error) {
+	panic("boom")
+}
+
+func TestCoalescerPanicBecomesAnError(t *testing.T) {
+	t.Parallel()
+	c := newCoalescer(&panicUsers{}, 10, 1, 64, 16, 5*time.Second)
+	for range 2 { // the slot must be usable again after a panic
+		if _, err := c.get(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "panicked: boom") {
+			t.Errorf("get = %v, want the panic as an error", err)
+		}
 	}
 }
 
@@ -196,7 +259,7 @@ func TestCoalescerGetReturnsWhenItsRequestEnds(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{gate: make(chan struct{})}
 	defer close(users.gate)
-	c := newCoalescer(users, 10, 1, 64, 16)
+	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
 	out := make(chan answer, 2)
 	lookupAsync(c, context.Background(), "runner", out)
 	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })

@@ -34,6 +34,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.Store = c.Store.WithDefaults()
 	c.Ingest = c.Ingest.WithDefaults()
+	if c.API.LookupTimeout == 0 {
+		c.API.LookupTimeout = c.Store.QueryTimeout
+	}
 	c.API = c.API.WithDefaults()
 	return c
 }

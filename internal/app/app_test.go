@@ -239,3 +239,15 @@ func TestSeedData(t *testing.T) {
 		t.Errorf("seed: %v dead letters, want 2 (empty and null usernames)", n)
 	}
 }
+
+// The API's wait for a lookup is bounded by --query-timeout, the store's.
+func TestLookupTimeoutFollowsQueryTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := app.Config{Store: store.Config{QueryTimeout: 5 * time.Second}}.WithDefaults()
+	if cfg.API.LookupTimeout != 5*time.Second {
+		t.Errorf("API.LookupTimeout = %s, want the store's query timeout 5s", cfg.API.LookupTimeout)
+	}
+	if d := (app.Config{}).WithDefaults().API.LookupTimeout; d != store.DefaultQueryTimeout {
+		t.Errorf("default API.LookupTimeout = %s, want %s", d, store.DefaultQueryTimeout)
+	}
+}
