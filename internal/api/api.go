@@ -100,23 +100,19 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s %s: must be positive", name, d)
 		}
 	}
-	if c.MaxNameBytes < 1 {
-		return fmt.Errorf("max-name-bytes %d: must be at least 1", c.MaxNameBytes)
-	}
-	if c.MaxResults < 1 {
-		return fmt.Errorf("max-results %d: must be at least 1", c.MaxResults)
-	}
-	if c.MaxInFlight < 1 {
-		return fmt.Errorf("max-in-flight %d: must be at least 1", c.MaxInFlight)
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"max-name-bytes", c.MaxNameBytes}, {"max-results", c.MaxResults}, {"max-in-flight", c.MaxInFlight},
+		{"api-lookup-slots", c.LookupSlots}, {"api-lookup-batch", c.LookupBatch},
+	} {
+		if v.n < 1 {
+			return fmt.Errorf("%s %d: must be at least 1", v.name, v.n)
+		}
 	}
 	if c.LookupTimeout < 0 {
 		return fmt.Errorf("lookup timeout %s: must not be negative", c.LookupTimeout)
-	}
-	if c.LookupSlots < 1 {
-		return fmt.Errorf("api-lookup-slots %d: must be at least 1", c.LookupSlots)
-	}
-	if c.LookupBatch < 1 {
-		return fmt.Errorf("api-lookup-batch %d: must be at least 1", c.LookupBatch)
 	}
 	return nil
 }

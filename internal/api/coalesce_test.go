@@ -85,13 +85,22 @@ func lookupAsync(c *coalescer, ctx context.Context, name string, out chan<- answ
 	}()
 }
 
+// busySlot returns a one-slot coalescer over users (whose gate must be set)
+// with its slot taken by a query for first, made under ctx, that waits on
+// the gate; answers arrive on the returned channel.
+func busySlot(t *testing.T, users *echoUsers, timeout time.Duration, ctx context.Context, first string) (*coalescer, chan answer) {
+	t.Helper()
+	c := newCoalescer(users, 10, 1, 64, 16, timeout)
+	out := make(chan answer, 8)
+	lookupAsync(c, ctx, first, out)
+	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	return c, out
+}
+
 func TestCoalescerMergesLookupsWhileSlotsAreBusy(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{gate: make(chan struct{})}
-	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
-	out := make(chan answer, 4)
-	lookupAsync(c, context.Background(), "first", out)
-	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	c, out := busySlot(t, users, 5*time.Second, context.Background(), "first")
 	for _, n := range []string{"Snake", "nobody", "Snake"} {
 		lookupAsync(c, context.Background(), n, out)
 	}
@@ -165,10 +174,7 @@ func TestCoalescerErrorReachesEveryLookupInTheQuery(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
 	users := &echoUsers{gate: make(chan struct{}), err: boom}
-	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
-	out := make(chan answer, 3)
-	lookupAsync(c, context.Background(), "a", out)
-	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	c, out := busySlot(t, users, 5*time.Second, context.Background(), "a")
 	lookupAsync(c, context.Background(), "b", out)
 	lookupAsync(c, context.Background(), "c", out)
 	waitFor(t, "two queued lookups", func() bool { return len(c.queue) == 2 })
@@ -185,11 +191,8 @@ func TestCoalescerErrorReachesEveryLookupInTheQuery(t *testing.T) {
 func TestCoalescerQueryOutlivesItsRequestAndSkipsCanceled(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{gate: make(chan struct{})}
-	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
-	out := make(chan answer, 3)
 	first, cancelFirst := context.WithCancel(context.Background())
-	lookupAsync(c, first, "first", out)
-	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	c, out := busySlot(t, users, 5*time.Second, first, "first")
 	gone, cancelGone := context.WithCancel(context.Background())
 	lookupAsync(c, gone, "gone", out)
 	lookupAsync(c, context.Background(), "live", out)
@@ -222,11 +225,8 @@ func TestCoalescerGivesUpAfterTheTimeout(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{gate: make(chan struct{})}
 	defer close(users.gate)
-	c := newCoalescer(users, 10, 1, 64, 16, 200*time.Millisecond)
-	out := make(chan answer, 2)
 	start := time.Now()
-	lookupAsync(c, context.Background(), "stuck", out)
-	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	c, out := busySlot(t, users, 200*time.Millisecond, context.Background(), "stuck")
 	lookupAsync(c, context.Background(), "queued", out)
 	for range 2 {
 		a := <-out
@@ -259,10 +259,7 @@ func TestCoalescerGetReturnsWhenItsRequestEnds(t *testing.T) {
 	t.Parallel()
 	users := &echoUsers{gate: make(chan struct{})}
 	defer close(users.gate)
-	c := newCoalescer(users, 10, 1, 64, 16, 5*time.Second)
-	out := make(chan answer, 2)
-	lookupAsync(c, context.Background(), "runner", out)
-	waitFor(t, "the first query", func() bool { return len(users.calls()) == 1 })
+	c, out := busySlot(t, users, 5*time.Second, context.Background(), "runner")
 	ctx, cancel := context.WithCancel(context.Background())
 	lookupAsync(c, ctx, "waiter", out)
 	waitFor(t, "a queued lookup", func() bool { return len(c.queue) == 1 })
