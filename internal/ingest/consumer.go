@@ -580,33 +580,36 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 	}
 
 	if len(dead) > 0 {
-		// A member that lost its partitions must not add their dead letters
-		// after its successor read the DLQ's tail: check the claim first.
-		var lost []store.TopicPartition
-		err := c.retry(ctx, "checking partition ownership", func() error {
-			var err error
-			lost, err = c.st.LostPartitions(ctx, b.Offsets)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(lost) > 0 {
-			c.log.Warn("partitions claimed by another member; dropping them from the batch", "partitions", lost)
-			c.disown(lost, gens)
-			dropPartitions(b, lost)
-			dead = dropDeadLetters(dead, lost)
-			if len(b.Offsets) == 0 {
-				return nil, nil
-			}
-		}
+		var err error
 		if len(unread) > 0 {
 			if dead, err = c.dropProduced(ctx, dead, unread, gens); err != nil {
 				return nil, err
 			}
 		}
-		if err := c.produceDeadLetters(ctx, cl, dead); err != nil {
+		// A member that lost its partitions must not add their dead letters
+		// after its successor read the DLQ's tail: check the claims right
+		// before each produce attempt, and drop what was lost.
+		owned := func(recs []*kgo.Record) ([]*kgo.Record, error) {
+			var lost []store.TopicPartition
+			err := c.retry(ctx, "checking partition ownership", func() error {
+				var err error
+				lost, err = c.st.LostPartitions(ctx, b.Offsets)
+				return err
+			})
+			if err != nil || len(lost) == 0 {
+				return recs, err
+			}
+			c.log.Warn("partitions claimed by another member; dropping them from the batch", "partitions", lost)
+			c.disown(lost, gens)
+			dropPartitions(b, lost)
+			dead = dropDeadLetters(dead, lost)
+			return dropDeadLetters(recs, lost), nil
+		}
+		if err := c.produceDeadLetters(ctx, cl, dead, owned); err != nil {
 			return nil, err
+		}
+		if len(b.Offsets) == 0 {
+			return nil, nil
 		}
 		c.mu.Lock()
 		for _, d := range dead {
@@ -831,7 +834,8 @@ func dropDeadLetters(dead []*kgo.Record, tps []store.TopicPartition) []*kgo.Reco
 	for _, tp := range tps {
 		gone[tp] = true
 	}
-	kept := dead[:0]
+	// A new slice: callers filter slices that share a backing array.
+	kept := make([]*kgo.Record, 0, len(dead))
 	for _, d := range dead {
 		if !gone[deadLetterSource(d).TopicPartition] {
 			kept = append(kept, d)
@@ -895,10 +899,18 @@ func headerValue(r *kgo.Record, key string) string {
 // move past them. recs are in offset order within each partition; after a
 // failure, a partition's records are produced again from its first failed
 // one, so that the last record of every dead-letter partition is always the
-// highest source offset it holds.
-func (c *Consumer) produceDeadLetters(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+// highest source offset it holds. Before each attempt, owned returns the
+// records still to produce whose partitions this member still owns.
+func (c *Consumer) produceDeadLetters(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, owned func([]*kgo.Record) ([]*kgo.Record, error)) error {
 	pending := recs
 	for attempt := 0; ; attempt++ {
+		var err error
+		if pending, err = owned(pending); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
 		results := cl.ProduceSync(ctx, pending...)
 		failedFrom := map[store.TopicPartition]int{} // partition → index of its first failure
 		var firstErr error

@@ -628,6 +628,89 @@ func TestZombieBatchIsFenced(t *testing.T) {
 	}
 }
 
+// ownerCheckPauser holds the first ownership check, which comes right
+// before a batch's dead letters are produced, like a member paused there;
+// checked gets what the check answered after the release.
+type ownerCheckPauser struct {
+	ingest.Writer
+	once    sync.Once
+	paused  chan struct{}
+	release chan struct{}
+	checked chan []store.TopicPartition
+}
+
+func (w *ownerCheckPauser) LostPartitions(ctx context.Context, owned []store.OffsetAdvance) ([]store.TopicPartition, error) {
+	first := false
+	w.once.Do(func() { first = true })
+	if !first {
+		return w.Writer.LostPartitions(ctx, owned)
+	}
+	close(w.paused)
+	<-w.release
+	lost, err := w.Writer.LostPartitions(ctx, owned)
+	w.checked <- lost
+	return lost, err
+}
+
+// TestReplacedMemberProducesNoDeadLetters: a member about to produce a
+// batch's dead letters is replaced (its partitions claimed by a successor).
+// It must not produce them: the successor has read the DLQ's tail, or will,
+// and produces them itself.
+func TestReplacedMemberProducesNoDeadLetters(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(1, "user_events", "org_events"))
+	users, _ := workload(4, 50, 300, 5, 0)
+	invalid := 0
+	for _, u := range users {
+		if u.invalid {
+			invalid++
+		}
+	}
+	if invalid == 0 {
+		t.Fatal("the workload has no invalid record: this test would prove nothing")
+	}
+	produce(t, e.broker, "user_events", users)
+	w := &ownerCheckPauser{Writer: e.st, paused: make(chan struct{}), release: make(chan struct{}), checked: make(chan []store.TopicPartition, 1)}
+	cfg := e.config(5000)
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	e.startWith(t, cfg, w)
+	select {
+	case <-w.paused:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer never checked that it still owns its partitions before producing dead letters")
+	}
+	tps := []store.TopicPartition{{Topic: "user_events", Partition: 0}, {Topic: "org_events", Partition: 0}}
+	if _, err := e.st.ClaimOffsets(context.Background(), tps); err != nil {
+		t.Fatal(err)
+	}
+	close(w.release)
+	select {
+	case lost := <-w.checked:
+		if len(lost) == 0 {
+			t.Fatal("the ownership check found nothing lost after the successor's claim")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the ownership check did not return")
+	}
+	// A replaced member that goes on produces at once; give it the time.
+	// (It claims the partition again only after a session timeout, 45 s.)
+	time.Sleep(500 * time.Millisecond)
+	adm, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(context.Background(), "user_events.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produced := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { produced += o.Offset })
+	if produced != 0 {
+		t.Errorf("the replaced member produced %d dead letters after its successor's claim; want 0 (the batch has %d)", produced, invalid)
+	}
+}
+
 // TestBadInputThroughThePipeline produces every kind of bad input, each
 // followed by a good record, on one partition. Each bad record lands in the
 // DLQ once with its precise reason, duplicates are applied idempotently, and
