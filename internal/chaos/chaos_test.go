@@ -99,8 +99,7 @@ func TestZombies(t *testing.T) {
 		if zombie == nil {
 			t.Fatal("no member committed a batch in 10s")
 		}
-		h.waitWriting(h.appName()+"-"+zombie.name, false, 5*time.Second)
-		zombie.signal(t, syscall.SIGSTOP)
+		h.pauseOutsideTransaction(zombie)
 		before := total(h.committed())
 		time.Sleep(h.session + 3*time.Second)
 		select {

@@ -483,16 +483,44 @@ func (h *harness) writingProc(procs []*proc, limit time.Duration) *proc {
 }
 
 // waitWriting waits until whether a connection whose application_name is
-// LIKE pattern is inside a writing transaction equals want.
+// LIKE pattern is inside a writing transaction equals want. It looks at
+// least once, so a limit of 0 is a plain check.
 func (h *harness) waitWriting(pattern string, want bool, limit time.Duration) bool {
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	deadline := time.Now().Add(limit)
+	for {
 		var n int
 		err := h.conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1 AND backend_xid IS NOT NULL`, pattern).Scan(&n)
 		if err == nil && (n > 0) == want {
 			return true
 		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return false
+}
+
+// pauseOutsideTransaction SIGSTOPs p at a moment when none of its sessions
+// is inside a writing transaction. Its pipelined commit can open one between
+// a check and the signal, so it looks again once p is stopped, and resumes
+// and retries if it landed inside one. A member frozen inside a transaction
+// is a different test: PostgreSQL ends an idle one after
+// --pg-idle-in-transaction-timeout, but one frozen while streaming a COPY
+// holds its locks, and stalls its successor's claim, until it resumes.
+func (h *harness) pauseOutsideTransaction(p *proc) {
+	h.t.Helper()
+	pattern := h.appName() + "-" + p.name
+	for range 50 {
+		h.waitWriting(pattern, false, 5*time.Second)
+		p.signal(h.t, syscall.SIGSTOP)
+		time.Sleep(50 * time.Millisecond) // a statement already sent finishes
+		if h.waitWriting(pattern, false, 0) {
+			return
+		}
+		p.signal(h.t, syscall.SIGCONT)
+		time.Sleep(time.Duration(10+rand.IntN(100)) * time.Millisecond)
+	}
+	h.t.Fatalf("could not pause %s outside a transaction in 50 tries", p.name)
 }
 
 // waitCaughtUp waits for the producer to finish and the stored offsets to
