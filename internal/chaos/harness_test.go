@@ -500,27 +500,24 @@ func (h *harness) waitWriting(pattern string, want bool, limit time.Duration) bo
 	}
 }
 
-// pauseOutsideTransaction SIGSTOPs p at a moment when none of its sessions
-// is inside a writing transaction. Its pipelined commit can open one between
-// a check and the signal, so it looks again once p is stopped, and resumes
-// and retries if it landed inside one. A member frozen inside a transaction
-// is a different test: PostgreSQL ends an idle one after
-// --pg-idle-in-transaction-timeout, but one frozen while streaming a COPY
-// holds its locks, and stalls its successor's claim, until it resumes.
-func (h *harness) pauseOutsideTransaction(p *proc) {
+// pause SIGSTOPs p at a moment when one of its sessions is inside a
+// writing transaction (inTx) or none is. Its pipelined commit opens and ends
+// transactions on its own, so pause looks again once p is stopped, and
+// resumes it and retries if the moment was the wrong one.
+func (h *harness) pause(p *proc, inTx bool) {
 	h.t.Helper()
 	pattern := h.appName() + "-" + p.name
 	for range 50 {
-		h.waitWriting(pattern, false, 5*time.Second)
+		h.waitWriting(pattern, inTx, 5*time.Second)
 		p.signal(h.t, syscall.SIGSTOP)
 		time.Sleep(50 * time.Millisecond) // a statement already sent finishes
-		if h.waitWriting(pattern, false, 0) {
+		if h.waitWriting(pattern, inTx, 0) {
 			return
 		}
 		p.signal(h.t, syscall.SIGCONT)
 		time.Sleep(time.Duration(10+rand.IntN(100)) * time.Millisecond)
 	}
-	h.t.Fatalf("could not pause %s outside a transaction in 50 tries", p.name)
+	h.t.Fatalf("could not pause %s (inside a transaction: %v) in 50 tries", p.name, inTx)
 }
 
 // waitCaughtUp waits for the producer to finish and the stored offsets to

@@ -228,6 +228,63 @@ func TestWriteBatchFencing(t *testing.T) {
 	}
 }
 
+// TestClaimIsNotBlockedByABatchInProgress: a batch transaction holds the
+// offset rows only in its last statement. A member frozen in the middle of
+// one (here: its upsert waits on a row lock the test holds; in life, it is
+// stopped while streaming a COPY, which no PostgreSQL timeout ends) must not
+// stall its successor's claim, and its batch is then fenced.
+func TestClaimIsNotBlockedByABatchInProgress(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	tp := store.TopicPartition{Topic: "u", Partition: 0}
+	claim(t, st, tp)
+	first := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("a", event.UserCreated, "alice", "A", t0, 0, 0)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, nil, 1)}}
+	if err := st.WriteBatch(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	holder := testenv.Conn(t)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM "+st.Schema()+".users WHERE id = 'a' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	held := &store.Batch{UserTopic: "u", OrgTopic: "o",
+		Users:   []event.User{user("a", event.UserUpdated, "alice", "B", t0.Add(time.Second), 0, 1)},
+		Offsets: []store.OffsetAdvance{adv("u", 0, i64(1), 2)}}
+	done := make(chan error, 1)
+	go func() { done <- st.WriteBatch(ctx, held) }()
+	// Wait until the batch's transaction is blocked in its upsert.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting bool
+		if err := testenv.Conn(t).QueryRow(ctx, "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))", holder.PgConn().PID()).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch never waited on the held row")
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := st.ClaimOffsets(cctx, []store.TopicPartition{tp}); err != nil {
+		t.Fatalf("a successor's claim while a batch is mid-transaction: %v; want it through at once", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; store.Classify(err) != store.Fenced {
+		t.Errorf("the held batch after the claim: err = %v, want fenced", err)
+	}
+}
+
 // TestClaimFencesEarlierOwner: once a partition is claimed again, a batch
 // under the old generation is refused even though its offsets line up, and
 // LostPartitions reports the partition before anything is written.

@@ -79,21 +79,25 @@ func (b *Batch) Split(n int) []*Batch {
 	return out
 }
 
-// WriteBatch writes b in one transaction: it advances the stored offsets
-// (fenced on their old values), appends the raw logs, and upserts the newest
-// event per key into users and organizations. Either all of it commits or
-// none of it does.
+// WriteBatch writes b in one transaction: it appends the raw logs, upserts
+// the newest event per key into users and organizations, and advances the
+// stored offsets (fenced on their generation and old values). Either all of
+// it commits or none of it does.
+//
+// The offset advance comes last so that the transaction locks the offset
+// rows, which a successor's claim must update, only in its last statement.
+// A process frozen while it streams a COPY keeps its session active, and no
+// PostgreSQL timeout ends that; holding no offset row then, it cannot stall
+// the claim. Frozen after a statement, its session is idle in transaction
+// and PostgreSQL ends it after the idle-in-transaction timeout.
 //
 // If another writer has claimed a partition since this one did, or moved its
-// offset, WriteBatch rolls back and returns a *FencedError. Other errors can be sorted with Classify; the
-// caller decides whether to retry.
+// offset, WriteBatch rolls back and returns a *FencedError. Other errors can
+// be sorted with Classify; the caller decides whether to retry.
 func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 	users := event.LatestUsers(b.Users)
 	orgs := event.LatestOrgs(b.Orgs)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := advanceOffsets(ctx, tx, b.Offsets); err != nil {
-			return err
-		}
 		if len(b.Users) > 0 {
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"user_events"}, userEventCols, userEventRows(b.UserTopic, b.Users)); err != nil {
 				return fmt.Errorf("copying user_events: %w", err)
@@ -116,7 +120,7 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 				return fmt.Errorf("upserting organizations: %w", err)
 			}
 		}
-		return nil
+		return advanceOffsets(ctx, tx, b.Offsets)
 	})
 	if err != nil {
 		return fmt.Errorf("writing batch: %w", err)
