@@ -565,6 +565,25 @@ func TestDeadLetterProduceFailureHoldsOffset(t *testing.T) {
 	e.checkDLQ(t, "user_events", users, true)
 }
 
+// replaceWhilePaused runs a consumer writing through w, waits until w has
+// paused it (paused closed; it never did what), and then claims partition 0
+// of both topics as a successor would on its assignment.
+func (e *env) replaceWhilePaused(t *testing.T, w ingest.Writer, paused <-chan struct{}, what string) {
+	t.Helper()
+	cfg := e.config(5000)
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	e.startWith(t, cfg, w)
+	select {
+	case <-paused:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer never " + what)
+	}
+	tps := []store.TopicPartition{{Topic: "user_events", Partition: 0}, {Topic: "org_events", Partition: 0}}
+	if _, err := e.st.ClaimOffsets(context.Background(), tps); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // pausingWriter holds the first batch until released, like a member paused
 // (SIGSTOP, a long GC) between polling and committing, and records what the
 // store answered when it resumed.
@@ -602,19 +621,7 @@ func TestZombieBatchIsFenced(t *testing.T) {
 	users, _ := workload(4, 50, 300, 5, 0)
 	produce(t, e.broker, "user_events", users)
 	w := &pausingWriter{Writer: e.st, paused: make(chan struct{}), release: make(chan struct{}), first: make(chan error, 1)}
-	cfg := e.config(5000)
-	cfg.ShutdownTimeout = 100 * time.Millisecond
-	e.startWith(t, cfg, w)
-	select {
-	case <-w.paused:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the consumer never wrote a batch")
-	}
-	// The successor's claim, as on its assignment.
-	tps := []store.TopicPartition{{Topic: "user_events", Partition: 0}, {Topic: "org_events", Partition: 0}}
-	if _, err := e.st.ClaimOffsets(context.Background(), tps); err != nil {
-		t.Fatal(err)
-	}
+	e.replaceWhilePaused(t, w, w.paused, "wrote a batch")
 	close(w.release)
 	if err := <-w.first; store.Classify(err) != store.Fenced {
 		t.Fatalf("the paused member's batch: err = %v, want fenced", err)
@@ -671,18 +678,7 @@ func TestReplacedMemberProducesNoDeadLetters(t *testing.T) {
 	}
 	produce(t, e.broker, "user_events", users)
 	w := &ownerCheckPauser{Writer: e.st, paused: make(chan struct{}), release: make(chan struct{}), checked: make(chan []store.TopicPartition, 1)}
-	cfg := e.config(5000)
-	cfg.ShutdownTimeout = 100 * time.Millisecond
-	e.startWith(t, cfg, w)
-	select {
-	case <-w.paused:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the consumer never checked that it still owns its partitions before producing dead letters")
-	}
-	tps := []store.TopicPartition{{Topic: "user_events", Partition: 0}, {Topic: "org_events", Partition: 0}}
-	if _, err := e.st.ClaimOffsets(context.Background(), tps); err != nil {
-		t.Fatal(err)
-	}
+	e.replaceWhilePaused(t, w, w.paused, "checked that it still owns its partitions before producing dead letters")
 	close(w.release)
 	select {
 	case lost := <-w.checked:
