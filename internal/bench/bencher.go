@@ -1,0 +1,44 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// bencher holds what every measurement shares.
+type bencher struct {
+	cfg      Config
+	dsn      string
+	log      *slog.Logger
+	quiet    *slog.Logger // for the stores it opens: migrations are not news
+	progress func(string)
+	data     *dataset
+}
+
+func (b *bencher) conn(ctx context.Context) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, b.dsn)
+}
+
+// run is one repetition of every throughput measurement, in order.
+func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
+	var r RunResult
+	steps := []struct {
+		name string
+		fn   func(context.Context, int, *RunResult) error
+	}{
+		{"(a) raw COPY into an unindexed table", b.rawCopy},
+		{"(b) store write path, no Kafka", b.storePath},
+		{"(d) per-event upsert loop (the seed's approach)", b.seedLoop},
+		{"(c) end-to-end pipeline, then freshness and API", b.pipeline},
+	}
+	for _, s := range steps {
+		b.progress(fmt.Sprintf("run %d/%d: %s", run, b.cfg.Runs, s.name))
+		if err := s.fn(ctx, run, &r); err != nil {
+			return r, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return r, nil
+}

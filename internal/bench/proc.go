@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/devenv"
+)
+
+// proc is a streamjoin process run by the benchmark.
+type proc struct {
+	cmd  *exec.Cmd
+	base string
+	done chan struct{}
+}
+
+func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
+	port, err := devenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{base: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
+	p.cmd = exec.Command(b.cfg.Binary, "run",
+		"--brokers", broker, "--postgres", b.dsn, "--schema", schema,
+		"--http-addr", "127.0.0.1:"+strconv.Itoa(port),
+		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize),
+		"--log-level", "warn")
+	if b.cfg.PipelineDebugAddr != "" {
+		p.cmd.Args = append(p.cmd.Args, "--debug-addr", b.cfg.PipelineDebugAddr)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", b.cfg.Binary, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// stop reads the process's peak RSS, sends SIGTERM, waits, and returns the
+// peak RSS in bytes. The peak is VmHWM from /proc, the high-water mark of the
+// process's own address space. (The rusage that wait returns is no good
+// here: on Linux a child's ru_maxrss starts from the parent's RSS at fork,
+// and this benchmark's own process holds the whole dataset.)
+func (p *proc) stop() int64 {
+	rss := vmHWM(p.cmd.Process.Pid)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return rss
+}
+
+// vmHWM returns a process's peak resident set size in bytes, or 0.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// waitReady waits until the process's /ready answers 200.
+func (p *proc) waitReady(ctx context.Context, limit time.Duration) error {
+	c := http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("the pipeline process exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := c.Get(p.base + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the pipeline was not ready within %s", limit)
+}

@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/workload"
+)
+
+// storePath is (b): the store's exactly-once write path fed directly, in
+// batches of BatchSize records split among Writers, as the consumer does.
+func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
+	schema := fmt.Sprintf("bench_b_%d", run)
+	st, err := b.freshSchema(ctx, schema, b.cfg.Writers+1)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	defer b.dropSchema(ctx, schema)
+	var tps []store.TopicPartition
+	for p := int32(0); p < partitions; p++ {
+		tps = append(tps, store.TopicPartition{Topic: userTopic, Partition: p}, store.TopicPartition{Topic: orgTopic, Partition: p})
+	}
+	claims, err := st.ClaimOffsets(ctx, tps)
+	if err != nil {
+		return err
+	}
+	next := map[store.TopicPartition]*int64{}
+	start := time.Now()
+	items := b.data.items
+	for i := 0; i < len(items); i += b.cfg.BatchSize {
+		batch := &store.Batch{UserTopic: userTopic, OrgTopic: orgTopic}
+		last := map[store.TopicPartition]int64{}
+		for _, it := range items[i:min(i+b.cfg.BatchSize, len(items))] {
+			topic := userTopic
+			if it.kind == workload.OrgEvent {
+				topic = orgTopic
+			}
+			last[store.TopicPartition{Topic: topic, Partition: it.pos.Partition}] = it.pos.Offset
+			switch {
+			case !it.valid:
+			case it.kind == workload.UserEvent:
+				batch.Users = append(batch.Users, it.user)
+			default:
+				batch.Orgs = append(batch.Orgs, it.org)
+			}
+		}
+		for tp, off := range last {
+			batch.Offsets = append(batch.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, Generation: claims[tp].Generation, From: next[tp], To: off + 1})
+		}
+		subs := batch.Split(b.cfg.Writers)
+		errs := make([]error, len(subs))
+		var wg sync.WaitGroup
+		for j, sub := range subs {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[j] = st.WriteBatch(ctx, sub) }()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		for _, a := range batch.Offsets {
+			to := a.To
+			next[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = &to
+		}
+	}
+	r.StorePath = float64(len(items)) / time.Since(start).Seconds()
+	return nil
+}
