@@ -144,8 +144,9 @@ func TestDecodeEnvelope(t *testing.T) {
 		}
 	}
 	// An empty but non-nil value is not a Kafka null.
-	if _, err := d.User([]byte{}, Position{}); err == nil || err.(*Error).Code != CodeMalformedJSON {
-		t.Errorf("empty value: %v", err)
+	var e *Error
+	if _, err := d.User([]byte{}, Position{}); !errors.As(err, &e) || e.Code != CodeMalformedJSON {
+		t.Errorf("empty value: err = %v, want %s", err, CodeMalformedJSON)
 	}
 }
 
@@ -201,12 +202,21 @@ func TestDecodeOrg(t *testing.T) {
 
 func TestReasonTruncatesUserText(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("é", 200)
+	// One ASCII byte first, so that the cut at 64 bytes falls inside a
+	// two-byte rune and truncate must back off to the rune's start.
+	long := "a" + strings.Repeat("é", 200)
 	_, err := NewDecoder(0).User([]byte(`{"id":"a","event_type":"`+long+`","username":"x","received_at":"2021-03-01 18:00:00"}`), Position{})
-	if err == nil || len(err.Error()) > 300 {
-		t.Fatalf("reason too long or missing: %d bytes", len(err.Error()))
+	if err == nil {
+		t.Fatal("an unknown event type was accepted")
 	}
-	if !utf8.ValidString(err.Error()) {
-		t.Errorf("truncation split a UTF-8 sequence: %q", err.Error())
+	reason := err.Error()
+	if n := len(reason); n > 300 {
+		t.Fatalf("reason is %d bytes, want at most 300: %q", n, reason)
+	}
+	if !utf8.ValidString(reason) {
+		t.Errorf("truncation split a UTF-8 sequence: %q", reason)
+	}
+	if want := "a" + strings.Repeat("é", 31) + "…"; !strings.Contains(reason, want) {
+		t.Errorf("reason %q does not quote the text's first 63 bytes and an ellipsis", reason)
 	}
 }
