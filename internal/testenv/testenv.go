@@ -1,6 +1,7 @@
 // Package testenv gives integration tests real infrastructure: one private
 // PostgreSQL cluster per test binary, shared by its tests, and a fresh kfake
-// broker per test.
+// broker per test. ScrapeMetrics reads a process's /metrics, so that tests
+// can assert on its counters, where an absent series is an error, not 0.
 //
 // Set STREAMJOIN_TEST_POSTGRES to a DSN to use an existing server instead.
 // Each test gets its own schema, so tests may run in parallel.
