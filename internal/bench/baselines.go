@@ -42,14 +42,17 @@ func (b *bencher) rawCopy(ctx context.Context, run int, r *RunResult) error {
 }
 
 // seedLoop is (d): one autocommitted insert and one upsert per event, the
-// seed's approach, on a sample.
+// seed's approach, on the first SeedSample valid user events. Any failed
+// statement fails the measurement: the loop goes on to count the failures
+// of the whole sample, and the error gives the count and the first one.
 func (b *bencher) seedLoop(ctx context.Context, run int, r *RunResult) error {
 	conn, done, err := b.schemaConn(ctx, fmt.Sprintf("bench_d_%d", run))
 	if err != nil {
 		return err
 	}
 	defer done()
-	n := 0
+	n, failed := 0, 0
+	var first error
 	start := time.Now()
 	for i := range b.data.items {
 		it := &b.data.items[i]
@@ -57,17 +60,23 @@ func (b *bencher) seedLoop(ctx context.Context, run int, r *RunResult) error {
 			continue
 		}
 		u := &it.user
-		if _, err := conn.Exec(ctx, sqlSeedInsert, userTopic, u.Pos.Partition, u.Pos.Offset, u.ID, u.Type.String(), u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt, u.LogTime); err != nil {
-			// A duplicate record has the same position in this dataset
-			// only if it is the same record; the seed would fail too.
-			continue
+		_, err := conn.Exec(ctx, sqlSeedInsert, userTopic, u.Pos.Partition, u.Pos.Offset, u.ID, u.Type.String(), u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt, u.LogTime)
+		if err != nil {
+			err = fmt.Errorf("seed insert: %w", err)
+		} else if _, err = conn.Exec(ctx, sqlSeedUpsert, u.ID, u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt, u.Type == event.UserDeleted, u.Type.String(), u.Pos.Partition, u.Pos.Offset); err != nil {
+			err = fmt.Errorf("seed upsert: %w", err)
 		}
-		if _, err := conn.Exec(ctx, sqlSeedUpsert, u.ID, u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt, u.Type == event.UserDeleted, u.Type.String(), u.Pos.Partition, u.Pos.Offset); err != nil {
-			return fmt.Errorf("seed upsert: %w", err)
+		if err != nil {
+			if failed++; first == nil {
+				first = err
+			}
 		}
 		if n++; n >= b.cfg.SeedSample {
 			break
 		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d events failed; the first: %w", failed, n, first)
 	}
 	r.SeedLoop = float64(n) / time.Since(start).Seconds()
 	return nil

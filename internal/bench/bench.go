@@ -173,7 +173,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress func(str
 		defer pg.Stop()
 		dsn = pg.DSN
 	}
-	b := &bencher{cfg: cfg, dsn: dsn, log: logger, quiet: slog.New(slog.DiscardHandler), progress: progress}
+	b := &bencher{cfg: cfg, dsn: dsn, log: logger, quiet: slog.New(slog.DiscardHandler), progress: progress, commitWait: defaultCommitWait}
 
 	progress(fmt.Sprintf("generating %d events", cfg.Workload.Events))
 	data, err := generate(cfg.Workload)

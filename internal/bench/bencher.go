@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -16,6 +17,8 @@ type bencher struct {
 	quiet    *slog.Logger // for the stores it opens: migrations are not news
 	progress func(string)
 	data     *dataset
+	// commitWait bounds steady's wait for its last records to commit.
+	commitWait time.Duration
 }
 
 func (b *bencher) conn(ctx context.Context) (*pgx.Conn, error) {

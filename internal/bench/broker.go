@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -10,29 +11,67 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
-// newBroker starts an in-process broker with the source topics.
-func newBroker() (*kfake.Cluster, string, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, userTopic, orgTopic))
-	if err != nil {
-		return nil, "", err
-	}
-	return c, c.ListenAddrs()[0], nil
+// broker is an in-process kfake cluster seeded with the source topics, and
+// the Connector every benchmark client to it is built from.
+type broker struct {
+	cluster *kfake.Cluster
+	addr    string
+	kafka   *kafka.Connector
 }
 
-// produceAll produces records as fast as the broker takes them and returns
-// how many went to each topic.
-func produceAll(ctx context.Context, broker string, next func() (workload.Record, bool)) (map[string]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
+// newBroker starts a broker; the caller must close it.
+func newBroker(logger *slog.Logger) (*broker, error) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, userTopic, orgTopic))
+	if err != nil {
+		return nil, fmt.Errorf("starting kfake: %w", err)
+	}
+	addr := c.ListenAddrs()[0]
+	kc, err := kafka.New(kafka.Config{Brokers: []string{addr}, ClientID: "streamjoin-bench"}, logger, nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &broker{cluster: c, addr: addr, kafka: kc}, nil
+}
+
+func (k *broker) close() { k.cluster.Close() }
+
+// firstError keeps the first error it is given; it is goroutine-safe, for
+// produce callbacks.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// produceAll produces records as fast as the broker takes them, waits for
+// every acknowledgement, and returns how many went to each topic, or the
+// first produce error.
+func produceAll(ctx context.Context, kc *kafka.Connector, next func() (workload.Record, bool)) (map[string]int64, error) {
+	cl, err := kc.NewClient("bench-producer", kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 	counts := map[string]int64{}
-	var mu sync.Mutex
-	var firstErr error
+	var failed firstError
 	for {
 		r, ok := next()
 		if !ok {
@@ -45,16 +84,17 @@ func produceAll(ctx context.Context, broker string, next func() (workload.Record
 		counts[topic]++
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
 			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
+				failed.set(err)
 			}
 		})
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return nil, err
 	}
-	return counts, firstErr
+	if err := failed.get(); err != nil {
+		return nil, fmt.Errorf("producing: %w", err)
+	}
+	return counts, nil
 }
 
 // committed returns the sum of the stored next offsets per topic.

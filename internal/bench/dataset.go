@@ -1,8 +1,9 @@
 package bench
 
 import (
-	"hash/fnv"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/workload"
@@ -19,7 +20,7 @@ const (
 type dataset struct {
 	recs []workload.Record
 	// items are the records in stream order, decoded, with the partition
-	// and offset Kafka-like key hashing gives them.
+	// and offset the broker gives them when a default kgo producer sends them.
 	items []item
 }
 
@@ -31,10 +32,16 @@ type item struct {
 	pos   event.Position
 }
 
+// keyPartitioner is the partitioner a kgo client uses by default for a
+// keyed record (UniformBytesPartitioner and StickyKeyPartitioner both hash
+// keys so): murmur2, as Kafka's Java client does. Keyed partitioning does
+// not depend on the topic.
+var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// partitionOf returns the partition a default kgo producer sends a record
+// with this (non-nil) key to.
 func partitionOf(key []byte) int32 {
-	h := fnv.New32a()
-	h.Write(key)
-	return int32(h.Sum32() % partitions)
+	return int32(keyPartitioner.Partition(&kgo.Record{Key: key}, partitions))
 }
 
 func generate(cfg workload.Config) (*dataset, error) {

@@ -16,13 +16,13 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 		return err
 	}
 	defer b.dropSchema(ctx, schema)
-	kc, broker, err := newBroker()
+	kb, err := newBroker(b.log)
 	if err != nil {
 		return err
 	}
-	defer kc.Close()
+	defer kb.close()
 	i := 0
-	want, err := produceAll(ctx, broker, func() (workload.Record, bool) {
+	want, err := produceAll(ctx, kb.kafka, func() (workload.Record, bool) {
 		if i == len(b.data.recs) {
 			return workload.Record{}, false
 		}
@@ -39,7 +39,7 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 	defer conn.Close(ctx)
 
 	spawned := time.Now()
-	p, err := b.startPipeline(broker, schema)
+	p, err := b.startPipeline(kb.addr, schema)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 	r.PipelineWall = total / time.Since(spawned).Seconds()
 
 	b.progress("  freshness at a steady rate")
-	lat, err := b.steady(ctx, broker, conn, schema, run, b.cfg.FreshDuration, nil)
+	lat, err := b.steady(ctx, kb.kafka, conn, schema, run, b.cfg.FreshDuration, nil)
 	if err != nil {
 		return fmt.Errorf("freshness: %w", err)
 	}
@@ -82,7 +82,7 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 	}
 	b.progress("  API load while ingesting at the steady rate")
 	var apiErr error
-	_, err = b.steady(ctx, broker, conn, schema, run+1000, b.cfg.APIDuration, func() {
+	_, err = b.steady(ctx, kb.kafka, conn, schema, run+1000, b.cfg.APIDuration, func() {
 		r.APIUnderIngest, apiErr = loadHTTP(ctx, p.base+"/users/", names, b.cfg.APIConns, b.cfg.APIDuration)
 	})
 	if err != nil {

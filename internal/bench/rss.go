@@ -16,11 +16,11 @@ func (b *bencher) rssRun(ctx context.Context) (int64, float64, error) {
 		return 0, 0, err
 	}
 	defer b.dropSchema(ctx, schema)
-	kc, broker, err := newBroker()
+	kb, err := newBroker(b.log)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer kc.Close()
+	defer kb.close()
 	wl := b.cfg.Workload
 	wl.Events = b.cfg.RSSEvents
 	wl.OrgEvents = 0 // the default for this size
@@ -28,7 +28,7 @@ func (b *bencher) rssRun(ctx context.Context) (int64, float64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	want, err := produceAll(ctx, broker, g.Next)
+	want, err := produceAll(ctx, kb.kafka, g.Next)
 	if err != nil {
 		return 0, 0, fmt.Errorf("pre-filling kafka: %w", err)
 	}
@@ -38,7 +38,7 @@ func (b *bencher) rssRun(ctx context.Context) (int64, float64, error) {
 	}
 	defer conn.Close(ctx)
 	start := time.Now()
-	p, err := b.startPipeline(broker, schema)
+	p, err := b.startPipeline(kb.addr, schema)
 	if err != nil {
 		return 0, 0, err
 	}
