@@ -1,12 +1,8 @@
 package store
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TopicPartition names a Kafka partition.
@@ -36,7 +32,9 @@ type Class int
 
 // The error classes.
 const (
-	// Permanent: retrying the same statement will fail the same way.
+	// Permanent: retrying the same statement will fail the same way, or
+	// the error is not one Classify recognizes (a bug, a bad value, a
+	// failed migration): never assume a retry helps.
 	Permanent Class = iota
 	// Conflict: a serialization failure or deadlock; retry at once.
 	Conflict
@@ -51,34 +49,4 @@ const (
 
 func (c Class) String() string {
 	return [...]string{"permanent", "conflict", "unavailable", "fenced", "canceled"}[c]
-}
-
-// Classify sorts err into a Class, by SQLSTATE where PostgreSQL answered.
-func Classify(err error) Class {
-	var fe *FencedError
-	switch {
-	case err == nil:
-		return Permanent
-	case errors.As(err, &fe):
-		return Fenced
-	case errors.Is(err, context.Canceled):
-		return Canceled
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "40001", pgErr.Code == "40P01":
-			return Conflict
-		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "53"),                                 // insufficient resources
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, cannot connect now
-			pgErr.Code == "57014": // statement timeout / query canceled
-			return Unavailable
-		}
-		return Permanent
-	}
-	// Anything that is not an answer from PostgreSQL is a transport failure:
-	// a refused or dropped connection, a timeout, a closed pool. Retrying
-	// after a backoff is right for all of them.
-	return Unavailable
 }

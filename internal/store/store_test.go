@@ -399,25 +399,6 @@ func deref(s *string) string {
 	return *s
 }
 
-func TestClassify(t *testing.T) {
-	t.Parallel()
-	if c := store.Classify(&store.FencedError{}); c != store.Fenced {
-		t.Errorf("FencedError: %v", c)
-	}
-	if c := store.Classify(context.Canceled); c != store.Canceled {
-		t.Errorf("Canceled: %v", c)
-	}
-	// A server that is not there.
-	st, err := store.Open(context.Background(), store.Config{DSN: "postgres://x@127.0.0.1:1/x?connect_timeout=1"}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Ping(context.Background()); store.Classify(err) != store.Unavailable {
-		t.Errorf("ping to a closed port: %v classified %v, want unavailable", err, store.Classify(err))
-	}
-}
-
 // TestConcurrentWritersDoNotDeadlock runs two writers, each owning its own
 // partition, whose batches touch the same users in opposite orders. Sorted
 // upserts mean neither ever sees a deadlock (40P01), and the result is the
