@@ -1,0 +1,228 @@
+package chaos_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/streamjoin/streamjoin/internal/dlq"
+	"github.com/streamjoin/streamjoin/internal/workload"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// figures are what the end checks measured.
+type figures struct {
+	Test            string `json:"test"`
+	Date            string `json:"date"`
+	Events          int    `json:"records_produced"`
+	InvalidRecords  int    `json:"invalid_records"`
+	Kills           int    `json:"sigkills"`
+	KillsInCommit   int    `json:"sigkills_inside_commit"`
+	Restarts        int    `json:"restarts"`
+	UserMismatches  int    `json:"user_rows_differing"`
+	OrgMismatches   int    `json:"org_rows_differing"`
+	RawLost         int    `json:"raw_records_lost"`
+	RawDuplicated   int    `json:"raw_records_duplicated"`
+	RawInvalid      int    `json:"raw_rows_of_invalid_records"`
+	DLQLost         int    `json:"dead_letters_lost"`
+	DLQDuplicated   int    `json:"dead_letters_duplicated"`
+	DLQUnexpected   int    `json:"dead_letters_unexpected"`
+	ZombieFenced    int    `json:"zombie_batches_fenced"`
+	DurationSeconds int    `json:"duration_seconds"`
+}
+
+// check compares PostgreSQL and the dead-letter topics with the stream and
+// fails the test on any difference, except duplicated dead letters when
+// dlqDuplicatesAllowed. It fills the correctness figures of f.
+func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
+	h.t.Helper()
+	ctx := context.Background()
+	f.Date = time.Now().UTC().Format(time.RFC3339)
+	for _, topic := range h.topics {
+		f.Events += s.valid[topic] + len(s.invalid[topic])
+		f.InvalidRecords += len(s.invalid[topic])
+	}
+
+	// users and organizations equal the oracle.
+	got := map[string]workload.UserState{}
+	rows, _ := h.conn.Query(ctx, "SELECT id, deleted, event_type, received_at, coalesce(username, ''), coalesce(user_email, ''), coalesce(user_type, ''), coalesce(organization_name, '') FROM "+h.schema+".users")
+	var id string
+	var u workload.UserState
+	if _, err := pgx.ForEachRow(rows, []any{&id, &u.Deleted, &u.EventType, &u.ReceivedAt, &u.Username, &u.Email, &u.UserType, &u.Organization}, func() error {
+		u.ReceivedAt = u.ReceivedAt.UTC()
+		if u.Deleted { // a tombstone keeps the last live fields; only deleted matters
+			u.Username, u.Email, u.UserType, u.Organization = "", "", "", ""
+		}
+		got[id] = u
+		return nil
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+	for id, w := range s.want.Users {
+		if g, ok := got[id]; !ok || g != w {
+			if f.UserMismatches < 5 {
+				h.t.Errorf("user %s = %+v, want %+v", id, g, w)
+			}
+			f.UserMismatches++
+		}
+	}
+	f.UserMismatches += max(0, len(got)-len(s.want.Users))
+	gotOrgs := map[string]string{}
+	rows, _ = h.conn.Query(ctx, "SELECT organization_name, organization_tier FROM "+h.schema+".organizations")
+	var name, tier string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &tier}, func() error { gotOrgs[name] = tier; return nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	for name, w := range s.want.Orgs {
+		if gotOrgs[name] != w {
+			if f.OrgMismatches < 5 {
+				h.t.Errorf("organization %s tier = %q, want %q", name, gotOrgs[name], w)
+			}
+			f.OrgMismatches++
+		}
+	}
+	f.OrgMismatches += max(0, len(gotOrgs)-len(s.want.Orgs))
+
+	// Each raw log holds exactly one row per valid record: no position
+	// twice, none of an invalid record, and as many distinct positions as
+	// valid records (every offset is below the end, so the set is right).
+	for table, topic := range map[string]string{"user_events": "user_events", "org_events": "org_events"} {
+		var ps []int32
+		var os []int64
+		for p := range s.invalid[topic] {
+			ps, os = append(ps, p.partition), append(os, p.offset)
+		}
+		var n, distinct, atInvalid int
+		if err := h.conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM "+h.schema+"."+table).Scan(&n, &distinct); err != nil {
+			h.t.Fatal(err)
+		}
+		err := h.conn.QueryRow(ctx, "SELECT count(DISTINCT (e.partition, e.\"offset\")) FROM "+h.schema+"."+table+" e JOIN unnest($1::int[], $2::bigint[]) AS b(p, o) ON e.partition = b.p AND e.\"offset\" = b.o", ps, os).Scan(&atInvalid)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		valid := distinct - atInvalid
+		f.RawInvalid += atInvalid
+		f.RawLost += max(0, s.valid[topic]-valid)
+		f.RawDuplicated += n - distinct
+		if valid != s.valid[topic] || atInvalid != 0 || n != distinct {
+			h.t.Errorf("%s: %d distinct positions of valid records, %d rows in all, %d positions of invalid records; want exactly the %d valid records once each", table, valid, n, atInvalid, s.valid[topic])
+		}
+	}
+
+	// Each dead-letter topic holds exactly one record per invalid record.
+	for _, topic := range h.topics {
+		dl := h.readDLQ(topic + ".dlq")
+		seen := map[position]int{}
+		for _, d := range dl {
+			if d.Headers[dlq.HeaderError] == "" || d.Headers[dlq.HeaderErrorCode] == "" || d.Headers[dlq.HeaderSourceTopic] != topic {
+				h.t.Errorf("%s.dlq: record without its reason or source: %v", topic, d.Headers)
+			}
+			p, _ := strconv.ParseInt(d.Headers[dlq.HeaderSourcePartition], 10, 32)
+			o, _ := strconv.ParseInt(d.Headers[dlq.HeaderSourceOffset], 10, 64)
+			seen[position{int32(p), o}]++
+		}
+		for pos, n := range seen {
+			switch {
+			case !s.invalid[topic][pos]:
+				f.DLQUnexpected += n
+			case n > 1:
+				f.DLQDuplicated += n - 1
+			}
+		}
+		for pos := range s.invalid[topic] {
+			if seen[pos] == 0 {
+				f.DLQLost++
+			}
+		}
+	}
+	if f.DLQLost+f.DLQUnexpected > 0 || (f.DLQDuplicated > 0 && !dlqDuplicatesAllowed) {
+		h.t.Errorf("dead letters: %d lost, %d duplicated, %d unexpected", f.DLQLost, f.DLQDuplicated, f.DLQUnexpected)
+	}
+}
+
+type deadLetter struct {
+	Headers map[string]string
+	Value   []byte
+}
+
+// readDLQ reads a dead-letter topic from its start to its current end.
+func (h *harness) readDLQ(topic string) []deadLetter {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(h.broker))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	if len(left) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []deadLetter
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			h.t.Fatalf("reading %s: %v (partitions left: %v)", topic, ctx.Err(), left)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			hs := map[string]string{}
+			for _, kv := range r.Headers {
+				hs[kv.Key] = string(kv.Value)
+			}
+			out = append(out, deadLetter{Headers: hs, Value: r.Value})
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// finish checks the end state (check), stops procs with SIGTERM, each of
+// which must exit 0, and reports f with the test's duration.
+func (h *harness) finish(s *stream, f *figures, dlqDuplicatesAllowed bool, started time.Time, procs ...*proc) {
+	h.t.Helper()
+	h.check(s, f, dlqDuplicatesAllowed)
+	for _, p := range procs {
+		p.stop(h.t, 20*time.Second)
+	}
+	f.DurationSeconds = int(time.Since(started).Seconds())
+	report(h.t, *f)
+}
+
+// report appends f to the -chaos.report file, if one was named.
+func report(t *testing.T, f figures) {
+	t.Helper()
+	b, _ := json.Marshal(f)
+	t.Logf("figures: %s", b)
+	if *flagReport == "" {
+		return
+	}
+	file, err := os.OpenFile(*flagReport, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	fmt.Fprintf(file, "%s\n", b)
+}
