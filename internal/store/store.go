@@ -118,6 +118,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	cfg    Config
 	logger *slog.Logger
+	steps  []Step // run inside each WriteBatch; see WithSteps
 }
 
 // Open creates the pool; it does not wait for the database, so a process can
