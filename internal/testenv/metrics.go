@@ -69,15 +69,46 @@ func (m Metrics) Value(name string, labels map[string]string) (float64, error) {
 	default:
 		return 0, fmt.Errorf("metric %s%s: %d series match, want one", name, render(labels), len(found))
 	}
+	return value(name, mf, found[0])
+}
+
+func value(name string, mf *dto.MetricFamily, s *dto.Metric) (float64, error) {
 	switch {
-	case found[0].GetCounter() != nil:
-		return found[0].GetCounter().GetValue(), nil
-	case found[0].GetGauge() != nil:
-		return found[0].GetGauge().GetValue(), nil
-	case found[0].GetUntyped() != nil:
-		return found[0].GetUntyped().GetValue(), nil
+	case s.GetCounter() != nil:
+		return s.GetCounter().GetValue(), nil
+	case s.GetGauge() != nil:
+		return s.GetGauge().GetValue(), nil
+	case s.GetUntyped() != nil:
+		return s.GetUntyped().GetValue(), nil
 	}
 	return 0, fmt.Errorf("metric %s is a %s, not a counter or gauge", name, mf.GetType())
+}
+
+// Sum returns the sum of the counter or gauge series of family name whose
+// labels include every name=value in labels (nil: all of them). It is an
+// error wrapping ErrNoSeries when the family or every such series is absent.
+func (m Metrics) Sum(name string, labels map[string]string) (float64, error) {
+	mf, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("metric %s: %w", name, ErrNoSeries)
+	}
+	var sum float64
+	n := 0
+	for _, s := range mf.GetMetric() {
+		if !matches(s, labels) {
+			continue
+		}
+		v, err := value(name, mf, s)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+		n++
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("metric %s%s: %w (series present: %s)", name, render(labels), ErrNoSeries, seriesOf(mf))
+	}
+	return sum, nil
 }
 
 // CounterOrZero is Value for a counter vector, whose series appear only once

@@ -32,22 +32,23 @@ func TestMetrics(t *testing.T) {
 
 	const fails = -1
 	tests := []struct {
-		name      string
-		metric    string
-		labels    map[string]string
-		value     float64 // fails: an error
-		orZero    float64 // the same for CounterOrZero
-		noSeries  bool    // Value's error wraps ErrNoSeries
-		ambiguous bool
+		name     string
+		metric   string
+		labels   map[string]string
+		value    float64 // fails: an error
+		orZero   float64 // the same for CounterOrZero
+		sum      float64 // the same for Sum
+		noSeries bool    // Value's error wraps ErrNoSeries
 	}{
-		{name: "counter series", metric: "records_total", labels: map[string]string{"topic": "a", "outcome": "valid"}, value: 3, orZero: 3},
-		{name: "series at zero", metric: "records_total", labels: map[string]string{"topic": "b", "outcome": "valid"}, value: 0, orZero: 0},
-		{name: "gauge", metric: "up", value: 1, orZero: 1},
-		{name: "unused label value", metric: "records_total", labels: map[string]string{"topic": "a", "outcome": "skipped"}, value: fails, orZero: 0, noSeries: true},
-		{name: "renamed metric", metric: "records", labels: map[string]string{"topic": "a", "outcome": "valid"}, value: fails, orZero: fails, noSeries: true},
-		{name: "renamed label", metric: "records_total", labels: map[string]string{"topic": "a", "result": "valid"}, value: fails, orZero: fails, noSeries: true},
-		{name: "vector never incremented", metric: "empty_total", labels: map[string]string{"class": "x"}, value: fails, orZero: fails, noSeries: true},
-		{name: "several series match", metric: "records_total", labels: map[string]string{"outcome": "valid"}, value: fails, orZero: fails, ambiguous: true},
+		{name: "counter series", metric: "records_total", labels: map[string]string{"topic": "a", "outcome": "valid"}, value: 3, orZero: 3, sum: 3},
+		{name: "series at zero", metric: "records_total", labels: map[string]string{"topic": "b", "outcome": "valid"}, value: 0, orZero: 0, sum: 0},
+		{name: "gauge", metric: "up", value: 1, orZero: 1, sum: 1},
+		{name: "unused label value", metric: "records_total", labels: map[string]string{"topic": "a", "outcome": "skipped"}, value: fails, orZero: 0, sum: fails, noSeries: true},
+		{name: "renamed metric", metric: "records", labels: map[string]string{"topic": "a", "outcome": "valid"}, value: fails, orZero: fails, sum: fails, noSeries: true},
+		{name: "renamed label", metric: "records_total", labels: map[string]string{"topic": "a", "result": "valid"}, value: fails, orZero: fails, sum: fails, noSeries: true},
+		{name: "vector never incremented", metric: "empty_total", labels: map[string]string{"class": "x"}, value: fails, orZero: fails, sum: fails, noSeries: true},
+		{name: "several series match", metric: "records_total", labels: map[string]string{"outcome": "valid"}, value: fails, orZero: fails, sum: 3},
+		{name: "whole family", metric: "records_total", value: fails, orZero: fails, sum: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +59,8 @@ func TestMetrics(t *testing.T) {
 			}
 			v, err = m.CounterOrZero(tt.metric, tt.labels)
 			check(t, "CounterOrZero", v, err, tt.orZero)
+			v, err = m.Sum(tt.metric, tt.labels)
+			check(t, "Sum", v, err, tt.sum)
 		})
 	}
 	notFound := httptest.NewServer(http.NotFoundHandler())
