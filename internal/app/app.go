@@ -18,11 +18,14 @@ import (
 
 	"github.com/streamjoin/streamjoin/internal/api"
 	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/kafka"
+	"github.com/streamjoin/streamjoin/internal/retry"
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
 // Config is the whole process's configuration.
 type Config struct {
+	Kafka  kafka.Config
 	Store  store.Config
 	Ingest ingest.Config
 	API    api.Config
@@ -32,6 +35,7 @@ type Config struct {
 
 // WithDefaults fills every component's defaults.
 func (c Config) WithDefaults() Config {
+	c.Kafka = c.Kafka.WithDefaults()
 	c.Store = c.Store.WithDefaults()
 	c.Ingest = c.Ingest.WithDefaults()
 	if c.API.LookupTimeout == 0 {
@@ -44,7 +48,7 @@ func (c Config) WithDefaults() Config {
 // Validate validates every component, and that the pool has room for the
 // writers.
 func (c Config) Validate() error {
-	err := errors.Join(c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
+	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
 	if err == nil && int(c.Store.MaxConns) < c.Ingest.Writers {
 		err = fmt.Errorf("writers %d: must not exceed pg-max-conns %d", c.Ingest.Writers, c.Store.MaxConns)
 	}
@@ -78,7 +82,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	consumer, err := ingest.New(cfg.Ingest, st, ingest.NewMetrics(reg), logger.With("component", "ingest"))
+	conn, err := kafka.New(cfg.Kafka, logger.With("component", "kafka"), reg)
+	if err != nil {
+		return err
+	}
+	consumer, err := ingest.New(cfg.Ingest, conn, st, ingest.NewMetrics(reg), logger.With("component", "ingest"))
 	if err != nil {
 		return err
 	}
@@ -121,26 +129,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 }
 
 // Migrate applies the migrations, waiting for PostgreSQL while it is
-// unreachable. Errors PostgreSQL answers with (bad credentials, a failed
-// migration) are returned at once.
+// unreachable (logged once per change of state). Any other error (bad
+// credentials, a failed migration, a bug) is returned at once.
 func Migrate(ctx context.Context, st *store.Store, logger *slog.Logger) error {
-	for attempt := 0; ; attempt++ {
+	return retry.Do(ctx, retry.Policy{Initial: 500 * time.Millisecond, Max: 5 * time.Second}, logger, "applying migrations (waiting for postgres)", func() error {
 		n, err := st.Migrate(ctx)
-		if err == nil {
-			if n > 0 {
-				logger.Info("migrations applied", "count", n, "schema", st.Schema())
+		if err != nil {
+			if store.Classify(err) != store.Unavailable {
+				return retry.Permanent(err)
 			}
-			return nil
-		}
-		if store.Classify(err) != store.Unavailable || ctx.Err() != nil {
 			return err
 		}
-		d := min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)
-		logger.Warn("postgres unavailable; retrying migrations", "retry_in", d, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("migrating: %w", ctx.Err())
-		case <-time.After(d):
+		if n > 0 {
+			logger.Info("migrations applied", "count", n, "schema", st.Schema())
 		}
-	}
+		return nil
+	})
 }

@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,7 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/devenv"
 	"github.com/streamjoin/streamjoin/internal/testenv"
@@ -158,4 +161,28 @@ func (h *harness) dumpLogs() {
 		}
 		h.t.Logf("--- last lines of %s:\n%s", e.Name(), strings.Join(lines, "\n"))
 	}
+}
+
+// groupMembers returns the members of the consumer group (the default
+// group, "streamjoin") as the broker sees them.
+func (h *harness) groupMembers() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, "streamjoin")
+	if err != nil {
+		return 0, fmt.Errorf("describing the group: %w", err)
+	}
+	g, ok := groups["streamjoin"]
+	if !ok {
+		return 0, errors.New("describing the group: the broker did not answer for it")
+	}
+	if g.Err != nil {
+		return 0, fmt.Errorf("describing the group: %w", g.Err)
+	}
+	return len(g.Members), nil
 }

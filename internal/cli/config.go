@@ -16,6 +16,7 @@ import (
 	"github.com/streamjoin/streamjoin/internal/api"
 	"github.com/streamjoin/streamjoin/internal/app"
 	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
@@ -40,61 +41,74 @@ func documentEnv(fs *pflag.FlagSet) {
 
 // applyConfig fills the flags that were not given on the command line from
 // the environment (STREAMJOIN_*) and then from the YAML file named by
-// --config, in that order of precedence. Values go through the flags' own
-// parsers, so a bad value fails with the flag's name. Unknown keys in the
-// file are an error.
-func applyConfig(fs *pflag.FlagSet, configPath string) error {
+// --config, in that order of precedence; it returns where each value it set
+// came from. Values go through the flags' own parsers, so an explicit 0 is
+// kept (for Validate to judge) and a bad value fails naming the flag, its
+// variable and its source. A key of the file that is not a flag's name is
+// an error. List flags take a YAML list or a comma-separated string.
+//
+// This is hand-written rather than koanf's posflag provider on purpose.
+// The config structs are bound to the flags, so the flags are both the top
+// layer and the destination: posflag would copy them into koanf only for a
+// loop like the one below to copy koanf back into them, and that loop must
+// still ask the env and file layers separately where each value came from,
+// to name the source of a bad value. Tried with posflag: the same tests
+// pass and they still pass with the posflag layer deleted, so it would be
+// code that does nothing.
+func applyConfig(fs *pflag.FlagSet, configPath string) (origins, error) {
 	k := koanf.New(".")
 	if configPath != "" {
 		if err := k.Load(file.Provider(configPath), yaml.Parser()); err != nil {
-			return fmt.Errorf("config file %s: %w", configPath, err)
+			return nil, fmt.Errorf("config file %s: %w", configPath, err)
 		}
 		var unknown []string
 		for _, key := range k.Keys() {
-			top, _, _ := strings.Cut(key, ".")
-			if f := fs.Lookup(top); f == nil || top == "config" {
+			// Keys are the file's leaves: a map under a flag's name
+			// gives "name.sub", which is not a setting either.
+			if fs.Lookup(key) == nil || key == "config" {
 				unknown = append(unknown, key)
 			}
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			return fmt.Errorf("config file %s: unknown setting(s) %s (see --help)", configPath, strings.Join(unknown, ", "))
+			return nil, fmt.Errorf("config file %s: unknown setting(s) %s (see --help)", configPath, strings.Join(unknown, ", "))
 		}
 	}
 	envVals := koanf.New(".")
 	if err := envVals.Load(env.Provider(envPrefix, ".", func(k string) string {
 		return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, envPrefix)), "_", "-")
 	}), nil); err != nil {
-		return fmt.Errorf("reading environment: %w", err)
+		return nil, fmt.Errorf("reading environment: %w", err)
 	}
+	from := origins{}
 	var errs []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed || f.Name == "config" {
 			return
 		}
-		source, val, ok := "", "", false
-		if envVals.Exists(f.Name) {
-			source, val, ok = envName(f.Name), envVals.String(f.Name), true
-		} else if k.Exists(f.Name) {
-			source, val, ok = "config file key "+f.Name, configString(k.Get(f.Name)), true
-		}
-		if !ok {
+		var val string
+		switch {
+		case envVals.Exists(f.Name):
+			from[f.Name], val = envName(f.Name), envVals.String(f.Name)
+		case k.Exists(f.Name):
+			from[f.Name], val = "config file key "+f.Name, configString(k.Get(f.Name))
+		default:
 			return
 		}
+		var err error
 		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
-			if err := sv.Replace(splitList(val)); err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: %v", source, val, err))
-			}
-			return
+			err = sv.Replace(splitList(val))
+		} else {
+			err = f.Value.Set(val)
 		}
-		if err := f.Value.Set(val); err != nil {
-			errs = append(errs, fmt.Sprintf("%s=%q (--%s): %v", source, val, f.Name, err))
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: invalid value %q from %s: %v", settingRef(f.Name), val, from[f.Name], err))
 		}
 	})
 	if len(errs) > 0 {
-		return fmt.Errorf("invalid setting: %s", strings.Join(errs, "; "))
+		return nil, fmt.Errorf("invalid setting: %s", strings.Join(errs, "; "))
 	}
-	return nil
+	return from, nil
 }
 
 func configString(v any) string {
@@ -130,7 +144,6 @@ func storeFlags(fs *pflag.FlagSet, c *store.Config) {
 
 func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	d := ingest.DefaultConfig()
-	fs.StringSliceVar(&c.Brokers, "brokers", nil, "Kafka seed brokers, host:port, comma-separated")
 	fs.StringVar(&c.Group, "group", d.Group, "Kafka consumer group")
 	fs.StringVar(&c.UserTopic, "user-topic", d.UserTopic, "topic of user events")
 	fs.StringVar(&c.OrgTopic, "org-topic", d.OrgTopic, "topic of organization events")
@@ -164,7 +177,13 @@ func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
 	fs.IntVar(&c.LookupBatch, "api-lookup-batch", d.LookupBatch, "most names one API query looks up (1: no merging)")
 }
 
+// kafkaFlags are the connection settings every Kafka client shares.
+func kafkaFlags(fs *pflag.FlagSet, c *kafka.Config, defaultBrokers []string) {
+	fs.StringSliceVar(&c.Brokers, "brokers", defaultBrokers, "Kafka seed brokers, host:port, comma-separated")
+}
+
 func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
+	kafkaFlags(fs, &c.Kafka, nil)
 	storeFlags(fs, &c.Store)
 	ingestFlags(fs, &c.Ingest)
 	apiFlags(fs, &c.API, defaultAddr)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamjoin/streamjoin/internal/app"
 	"github.com/streamjoin/streamjoin/internal/devenv"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/produce"
 	"github.com/streamjoin/streamjoin/internal/sample"
 )
@@ -43,8 +44,11 @@ SIGINT or SIGTERM stops everything cleanly.`,
 	appFlags(fs, &cfg, "127.0.0.1:8080")
 	_ = fs.MarkHidden("brokers") // dev's broker is --kafka-addr
 	validate := func() error {
+		if _, _, err := net.SplitHostPort(kafkaAddr); err != nil {
+			return fmt.Errorf("kafka-addr %q: want host:port", kafkaAddr)
+		}
 		c := cfg
-		c.Ingest.Brokers = []string{kafkaAddr}
+		c.Kafka.Brokers = []string{kafkaAddr}
 		if c.Store.DSN == "" {
 			c.Store.DSN = "postgres://private-cluster" // replaced once it is up
 		}
@@ -58,7 +62,7 @@ SIGINT or SIGTERM stops everything cleanly.`,
 
 func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, dataDir string, loadSample bool) error {
 	ctx := cmd.Context()
-	cfg.Ingest.Brokers = []string{kafkaAddr}
+	cfg.Kafka.Brokers = []string{kafkaAddr}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("data-dir %s: %w", dataDir, err)
 	}
@@ -72,7 +76,7 @@ func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, 
 		logger.Info("embedded Kafka broker stopped")
 	}()
 	kafkaAddr = broker.ListenAddrs()[0] // the bound address, when the port was 0
-	cfg.Ingest.Brokers = []string{kafkaAddr}
+	cfg.Kafka.Brokers = []string{kafkaAddr}
 
 	if !cmd.Flags().Changed("postgres") && os.Getenv(envName("postgres")) == "" {
 		pgDir := filepath.Join(dataDir, "postgres")
@@ -113,7 +117,7 @@ streamjoin dev is up
 
 	if loadSample {
 		go func() {
-			if err := produceSample(ctx, kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic); err != nil && ctx.Err() == nil {
+			if err := produceSample(ctx, cfg.Kafka, logger, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic); err != nil && ctx.Err() == nil {
 				logger.Error("producing the sample dataset", "err", err)
 				return
 			}
@@ -125,8 +129,13 @@ streamjoin dev is up
 
 // produceSample sends the sample events, keyed by event time as the seed
 // does, so one user's events land on different partitions.
-func produceSample(ctx context.Context, broker, userTopic, orgTopic string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.AllowAutoTopicCreation())
+// It gives up after a minute.
+func produceSample(ctx context.Context, kc kafka.Config, logger *slog.Logger, userTopic, orgTopic string) error {
+	conn, err := kafka.New(kc, logger.With("component", "kafka"), nil)
+	if err != nil {
+		return err
+	}
+	cl, err := conn.NewClient("dev-sample", kgo.AllowAutoTopicCreation())
 	if err != nil {
 		return err
 	}

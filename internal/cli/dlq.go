@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 
 	"github.com/streamjoin/streamjoin/internal/dlq"
 )
@@ -25,14 +25,14 @@ func newDLQCmd() *cobra.Command {
 
 // dlqFlags are the flags list and replay share.
 type dlqFlags struct {
-	brokers []string
-	topic   string
-	filter  dlq.Filter
+	kafka  kafka.Config
+	topic  string
+	filter dlq.Filter
 }
 
 func (f *dlqFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringSliceVar(&f.brokers, "brokers", []string{"127.0.0.1:9092"}, "Kafka seed brokers, host:port, comma-separated")
+	kafkaFlags(fs, &f.kafka, []string{"127.0.0.1:9092"})
 	fs.StringVar(&f.topic, "topic", "", "dead-letter topic, e.g. user_events.dlq (required)")
 	fs.StringVar(&f.filter.Code, "filter-code", "", "only dead letters with this reason code (e.g. bad_timestamp)")
 	fs.StringVar(&f.filter.Reason, "filter-reason", "", "only dead letters whose reason contains this text")
@@ -42,14 +42,16 @@ func (f *dlqFlags) validate() error {
 	if f.topic == "" {
 		return fmt.Errorf("topic: required")
 	}
-	if len(f.brokers) == 0 {
-		return fmt.Errorf("brokers: at least one broker is required")
-	}
-	return nil
+	return f.kafka.Validate()
 }
 
-func (f *dlqFlags) opts() []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(f.brokers...), kgo.ClientID("streamjoin-dlq")}
+// connector builds the command's Kafka clients.
+func (f *dlqFlags) connector(logger *slog.Logger) (*kafka.Connector, error) {
+	cfg := f.kafka
+	if cfg.ClientID == "" {
+		cfg.ClientID = "streamjoin-dlq"
+	}
+	return kafka.New(cfg, logger, nil)
 }
 
 func newDLQListCmd() *cobra.Command {
@@ -77,6 +79,10 @@ func newDLQListCmd() *cobra.Command {
 		return f.validate()
 	}
 	withConfig(cmd, validate, func(cmd *cobra.Command, logger *slog.Logger) error {
+		conn, err := f.connector(logger)
+		if err != nil {
+			return err
+		}
 		out := cmd.OutOrStdout()
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		enc := json.NewEncoder(out)
@@ -85,7 +91,7 @@ func newDLQListCmd() *cobra.Command {
 		}
 		n := 0
 		errStop := fmt.Errorf("limit reached")
-		err := dlq.Read(cmd.Context(), f.topic, f.filter, func(l *dlq.Letter) error {
+		err = dlq.Read(cmd.Context(), f.topic, f.filter, func(l *dlq.Letter) error {
 			if limit > 0 && n >= limit {
 				return errStop
 			}
@@ -95,7 +101,7 @@ func newDLQListCmd() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "%d/%d\t%s/%d/%d\t%s\t%s\t%s\n", l.Partition, l.Offset, l.SourceTopic, l.SourcePartition, l.SourceOffset, l.Code, oneLine(l.Reason, 80), oneLine(string(l.Value), 60))
 			return nil
-		}, f.opts()...)
+		}, conn)
 		if err != nil && err != errStop {
 			return err
 		}
@@ -158,7 +164,11 @@ are still invalid go to the dead-letter topic again.`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be replayed, produce nothing")
 	withConfig(cmd, f.validate, func(cmd *cobra.Command, logger *slog.Logger) error {
-		res, err := dlq.Replay(cmd.Context(), f.topic, f.filter, dryRun, f.opts()...)
+		conn, err := f.connector(logger)
+		if err != nil {
+			return err
+		}
+		res, err := dlq.Replay(cmd.Context(), f.topic, f.filter, dryRun, conn)
 		if err != nil {
 			return err
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/dlq"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
@@ -22,11 +22,11 @@ func TestDLQCommands(t *testing.T) {
 	}
 	defer cl.Close()
 	err = cl.ProduceSync(context.Background(), &kgo.Record{Topic: "user_events.dlq", Value: []byte("{\"id\":\n\"x\""), Headers: []kgo.RecordHeader{
-		{Key: ingest.HeaderError, Value: []byte("malformed_json: invalid JSON at byte 11: unexpected end of JSON input")},
-		{Key: ingest.HeaderErrorCode, Value: []byte("malformed_json")},
-		{Key: ingest.HeaderSourceTopic, Value: []byte("user_events")},
-		{Key: ingest.HeaderSourcePartition, Value: []byte("0")},
-		{Key: ingest.HeaderSourceOffset, Value: []byte("41")},
+		{Key: dlq.HeaderError, Value: []byte("malformed_json: invalid JSON at byte 11: unexpected end of JSON input")},
+		{Key: dlq.HeaderErrorCode, Value: []byte("malformed_json")},
+		{Key: dlq.HeaderSourceTopic, Value: []byte("user_events")},
+		{Key: dlq.HeaderSourcePartition, Value: []byte("0")},
+		{Key: dlq.HeaderSourceOffset, Value: []byte("41")},
 	}}).FirstErr()
 	if err != nil {
 		t.Fatal(err)

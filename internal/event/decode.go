@@ -30,6 +30,9 @@ const (
 	CodeMissingField  Code = "missing_field"
 	CodeUnknownType   Code = "unknown_event_type"
 	CodeBadTimestamp  Code = "bad_timestamp"
+	// CodeNULCharacter: a string field holds U+0000, which PostgreSQL's
+	// text type cannot store. Left in, it would fail its batch for good.
+	CodeNULCharacter Code = "nul_character"
 )
 
 // Error is a rejected record's reason. Its Error() text is what goes into the
@@ -84,6 +87,12 @@ func (d *Decoder) User(value []byte, pos Position) (User, error) {
 	if err := d.unmarshal(value, &raw); err != nil {
 		return User{}, err
 	}
+	if mayHoldNUL(value) {
+		if err := noNUL([]string{"id", "event_type", "username", "user_email", "user_type", "organization_name", "received_at"},
+			raw.ID, raw.EventType, raw.Username, raw.UserEmail, raw.UserType, raw.OrganizationName, raw.ReceivedAt); err != nil {
+			return User{}, err
+		}
+	}
 	u := User{Pos: pos}
 	if raw.ID == nil || *raw.ID == "" {
 		return User{}, reject(CodeMissingField, "id is required")
@@ -120,6 +129,12 @@ func (d *Decoder) Org(value []byte, pos Position) (Org, error) {
 	if err := d.unmarshal(value, &raw); err != nil {
 		return Org{}, err
 	}
+	if mayHoldNUL(value) {
+		if err := noNUL([]string{"organization_key", "organization_name", "organization_tier", "created_at"},
+			raw.OrganizationKey, raw.OrganizationName, raw.OrganizationTier, raw.CreatedAt); err != nil {
+			return Org{}, err
+		}
+	}
 	if raw.OrganizationName == nil || *raw.OrganizationName == "" {
 		return Org{}, reject(CodeMissingField, "organization_name is required")
 	}
@@ -134,6 +149,21 @@ func (d *Decoder) Org(value []byte, pos Position) (Org, error) {
 		CreatedAt: t,
 		Pos:       pos,
 	}, nil
+}
+
+// mayHoldNUL reports whether a valid JSON value can decode to a string with
+// U+0000: JSON escapes it as \u0000 (a raw NUL byte is not valid JSON). It
+// keeps the per-field check off the hot path.
+func mayHoldNUL(value []byte) bool { return bytes.Contains(value, []byte(`\u0000`)) }
+
+// noNUL rejects the first of fields (named by names) that holds U+0000.
+func noNUL(names []string, fields ...*string) error {
+	for i, f := range fields {
+		if f != nil && strings.IndexByte(*f, 0) >= 0 {
+			return reject(CodeNULCharacter, "%s contains a NUL character (\\u0000), which PostgreSQL text cannot store", names[i])
+		}
+	}
+	return nil
 }
 
 // unmarshal checks the envelope (size, null, UTF-8, object) and decodes.

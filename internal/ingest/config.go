@@ -6,18 +6,16 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/streamjoin/streamjoin/internal/event"
 )
 
-// Config configures the consumer. Zero fields take the defaults below
+// Config configures the consumer; how to reach Kafka is the connector's
+// (internal/kafka). Zero fields take the defaults below
 // (WithDefaults); Validate names the first bad setting by its flag.
 type Config struct {
-	// Brokers are the seed brokers, host:port. Required.
-	Brokers []string
 	// Group is the Kafka consumer group. Default "streamjoin".
 	Group string
 	// UserTopic and OrgTopic are the source topics. Defaults "user_events"
@@ -60,8 +58,6 @@ type Config struct {
 	// longer is removed and its partitions move on (its late batch is then
 	// fenced). Default 60s.
 	RebalanceTimeout time.Duration
-	// ClientID is sent to the brokers. Default "streamjoin".
-	ClientID string
 }
 
 // Defaults.
@@ -98,7 +94,6 @@ func (c Config) WithDefaults() Config {
 	set(&c.OrgTopic, DefaultOrgTopic)
 	set(&c.DLQSuffix, DefaultDLQSuffix)
 	set(&c.StartOffset, "earliest")
-	set(&c.ClientID, "streamjoin")
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
@@ -134,14 +129,6 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
-	if len(c.Brokers) == 0 {
-		return errors.New("brokers: at least one broker is required")
-	}
-	for _, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fmt.Errorf("brokers: %q is not host:port", b)
-		}
-	}
 	for flag, topic := range map[string]string{"user-topic": c.UserTopic, "org-topic": c.OrgTopic} {
 		if err := validTopic(topic); err != nil {
 			return fmt.Errorf("%s %q: %w", flag, topic, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // lagCommitter copies the offsets committed to PostgreSQL into the consumer
@@ -73,7 +74,7 @@ func (l *lagCommitter) commit(ctx context.Context, timeout time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	l.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsgCommitReq, _ *kmsgCommitResp, err error) {
+	l.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			l.log.Debug("committing offsets to kafka for lag tools", "err", err)
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/dlq"
-	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
@@ -35,11 +35,11 @@ func setup(t *testing.T, n int) string {
 			Key: []byte("k" + strconv.Itoa(i)), Value: []byte(fmt.Sprintf(`{"n":%d}`, i)),
 			Headers: []kgo.RecordHeader{
 				{Key: "trace", Value: []byte("t" + strconv.Itoa(i))},
-				{Key: ingest.HeaderError, Value: []byte(reason)},
-				{Key: ingest.HeaderErrorCode, Value: []byte(code)},
-				{Key: ingest.HeaderSourceTopic, Value: []byte("user_events")},
-				{Key: ingest.HeaderSourcePartition, Value: []byte(strconv.Itoa(i % 2))},
-				{Key: ingest.HeaderSourceOffset, Value: []byte(strconv.Itoa(100 + i))},
+				{Key: dlq.HeaderError, Value: []byte(reason)},
+				{Key: dlq.HeaderErrorCode, Value: []byte(code)},
+				{Key: dlq.HeaderSourceTopic, Value: []byte("user_events")},
+				{Key: dlq.HeaderSourcePartition, Value: []byte(strconv.Itoa(i % 2))},
+				{Key: dlq.HeaderSourceOffset, Value: []byte(strconv.Itoa(100 + i))},
 			}})
 	}
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
@@ -62,7 +62,7 @@ func TestReadAndFilter(t *testing.T) {
 		{dlq.Filter{Code: "missing_field", Reason: "day"}, 0},
 	} {
 		var got []*dlq.Letter
-		err := dlq.Read(ctx, "user_events.dlq", tc.filter, func(l *dlq.Letter) error { got = append(got, l); return nil }, kgo.SeedBrokers(broker))
+		err := dlq.Read(ctx, "user_events.dlq", tc.filter, func(l *dlq.Letter) error { got = append(got, l); return nil }, connect(t, broker))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestReadAndFilter(t *testing.T) {
 	}
 	// An empty topic reads as nothing, at once.
 	var n int
-	if err := dlq.Read(ctx, "user_events", dlq.Filter{}, func(*dlq.Letter) error { n++; return nil }, kgo.SeedBrokers(broker)); err != nil || n != 0 {
+	if err := dlq.Read(ctx, "user_events", dlq.Filter{}, func(*dlq.Letter) error { n++; return nil }, connect(t, broker)); err != nil || n != 0 {
 		t.Errorf("empty topic: %d letters, err %v", n, err)
 	}
 }
@@ -96,17 +96,17 @@ func TestReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dup := []kgo.RecordHeader{{Key: ingest.HeaderError, Value: []byte("bad_timestamp: again")}, {Key: ingest.HeaderErrorCode, Value: []byte("bad_timestamp")},
-		{Key: ingest.HeaderSourceTopic, Value: []byte("user_events")}, {Key: ingest.HeaderSourcePartition, Value: []byte("0")}, {Key: ingest.HeaderSourceOffset, Value: []byte("100")}}
+	dup := []kgo.RecordHeader{{Key: dlq.HeaderError, Value: []byte("bad_timestamp: again")}, {Key: dlq.HeaderErrorCode, Value: []byte("bad_timestamp")},
+		{Key: dlq.HeaderSourceTopic, Value: []byte("user_events")}, {Key: dlq.HeaderSourcePartition, Value: []byte("0")}, {Key: dlq.HeaderSourceOffset, Value: []byte("100")}}
 	if err := cl0.ProduceSync(ctx, &kgo.Record{Topic: "user_events.dlq", Partition: 0, Key: []byte("k0"), Value: []byte(`{"n":0}`), Headers: dup}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	cl0.Close()
-	dry, err := dlq.Replay(ctx, "user_events.dlq", dlq.Filter{Code: "bad_timestamp"}, true, kgo.SeedBrokers(broker))
+	dry, err := dlq.Replay(ctx, "user_events.dlq", dlq.Filter{Code: "bad_timestamp"}, true, connect(t, broker))
 	if err != nil || dry.Matched != 4 || dry.Duplicates != 1 || dry.Replayed != 0 {
 		t.Fatalf("dry run = %+v, %v; want 4 matched, 1 duplicate, none replayed", dry, err)
 	}
-	res, err := dlq.Replay(ctx, "user_events.dlq", dlq.Filter{Code: "bad_timestamp"}, false, kgo.SeedBrokers(broker))
+	res, err := dlq.Replay(ctx, "user_events.dlq", dlq.Filter{Code: "bad_timestamp"}, false, connect(t, broker))
 	if err != nil || res.Replayed != 3 || res.Topics["user_events"] != 3 {
 		t.Fatalf("replay = %+v, %v; want 3 to user_events", res, err)
 	}
@@ -124,7 +124,7 @@ func TestReplay(t *testing.T) {
 			for _, h := range r.Headers {
 				hs[h.Key] = string(h.Value)
 			}
-			if hs[ingest.HeaderError] != "" || hs["trace"] == "" || hs[dlq.HeaderReplayedFrom] == "" {
+			if hs[dlq.HeaderError] != "" || hs["trace"] == "" || hs[dlq.HeaderReplayedFrom] == "" {
 				t.Errorf("replayed record headers %v: want trace and replayed-from, no streamjoin.error", hs)
 			}
 			got[string(r.Key)] = string(r.Value)
@@ -134,4 +134,13 @@ func TestReplay(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("replayed %v, want %v", got, want)
 	}
+}
+
+func connect(t *testing.T, broker string) *kafka.Connector {
+	t.Helper()
+	conn, err := kafka.New(kafka.Config{Brokers: []string{broker}}, testenv.Logger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -1,0 +1,136 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamjoin/streamjoin/internal/dlq"
+	"github.com/streamjoin/streamjoin/internal/retry"
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+// commit writes p in the background and, once it committed, records it
+// (finish) at once, even if no further poll comes; the result arrives on
+// p.done; a failure also cancels the polling loop through failed.
+func (c *Consumer) commit(ctx context.Context, p *pending, lag *lagCommitter, failed context.CancelCauseFunc) {
+	go func() {
+		err := c.writeParallel(ctx, p.b, p.gens)
+		if err == nil {
+			c.finish(p, lag)
+		}
+		p.done <- err
+		if err != nil {
+			failed(err)
+		}
+	}()
+}
+
+// finish records what p committed: the new stored offsets, the Kafka copy
+// for lag tools, and the metrics.
+func (c *Consumer) finish(p *pending, lag *lagCommitter) {
+	b := p.b
+	c.mu.Lock()
+	commit := make(map[string]map[int32]kgo.EpochOffset)
+	for _, a := range b.Offsets {
+		tp := store.TopicPartition{Topic: a.Topic, Partition: a.Partition}
+		if st, ok := c.owned[tp]; ok && st.gen == a.Generation {
+			to := a.To
+			st.next = &to
+			c.owned[tp] = st
+		}
+		if commit[a.Topic] == nil {
+			commit[a.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		commit[a.Topic][a.Partition] = kgo.EpochOffset{Epoch: -1, Offset: a.To}
+	}
+	c.mu.Unlock()
+	lag.add(commit)
+	// Count only what committed; a fenced partition's records were dropped.
+	c.metrics.records.WithLabelValues(c.cfg.UserTopic, "valid").Add(float64(len(b.Users)))
+	c.metrics.records.WithLabelValues(c.cfg.OrgTopic, "valid").Add(float64(len(b.Orgs)))
+	committed := make(map[store.TopicPartition]bool, len(b.Offsets))
+	for _, a := range b.Offsets {
+		committed[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = true
+	}
+	for _, d := range p.dead {
+		if src := sourceOf(d); committed[src.tp] {
+			c.metrics.records.WithLabelValues(src.tp.Topic, "dead_letter").Inc()
+			c.metrics.deadLetters.WithLabelValues(src.tp.Topic, dlq.Header(d, dlq.HeaderErrorCode)).Inc()
+		}
+	}
+	c.metrics.batches.Inc()
+	c.metrics.batchSeconds.Observe(time.Since(p.started).Seconds())
+	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(p.dead), "took", time.Since(p.started))
+}
+
+// writeParallel splits b by partition among the configured writers, each
+// committing its share in its own transaction, and waits for all of them.
+// Partitions never share a writer's transaction with another writer's, so
+// their offset rows never conflict; rows of one user arriving on several
+// partitions stay right because every upsert compares event times, and
+// sorted upserts keep concurrent writers from deadlocking. On return, b
+// holds what was committed (fenced partitions removed).
+func (c *Consumer) writeParallel(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
+	subs := b.Split(c.cfg.Writers)
+	if len(subs) == 1 {
+		return c.write(ctx, b, gens)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(subs))
+	for i, sub := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.write(ctx, sub, gens)
+		}()
+	}
+	wg.Wait()
+	*b = store.Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
+	for _, sub := range subs {
+		b.Users = append(b.Users, sub.Users...)
+		b.Orgs = append(b.Orgs, sub.Orgs...)
+		b.Offsets = append(b.Offsets, sub.Offsets...)
+	}
+	return errors.Join(errs...)
+}
+
+// write commits b. It retries conflicts at once and transport failures with
+// backoff, logging a change of state once; it returns a permanent error (a
+// bug, or data PostgreSQL refuses) at once, which stops the consumer rather
+// than retrying what cannot succeed. When PostgreSQL fences some partitions
+// (another member claimed them), their records are dropped from the batch,
+// this member stops processing them, and the rest is written.
+func (c *Consumer) write(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
+	return retry.Do(ctx, c.retryPolicy(), c.log, "writing batch to postgres", func() error {
+		for {
+			err := c.st.WriteBatch(ctx, b)
+			if err == nil {
+				return nil
+			}
+			class := store.Classify(err)
+			c.metrics.writeErrors.WithLabelValues(class.String()).Inc()
+			switch class {
+			case store.Fenced:
+				var fe *store.FencedError
+				errors.As(err, &fe)
+				c.log.Warn("batch fenced: another member claimed these partitions; dropping them from the batch", "partitions", fe.Partitions)
+				c.disown(fe.Partitions, gens)
+				dropPartitions(b, fe.Partitions)
+				if len(b.Offsets) == 0 {
+					return nil
+				}
+			case store.Conflict:
+				c.log.Debug("retrying batch after serialization failure or deadlock", "err", err)
+			case store.Unavailable:
+				return err
+			default:
+				return retry.Permanent(fmt.Errorf("writing batch (%s error): %w", class, err))
+			}
+		}
+	})
+}

@@ -1,0 +1,89 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/streamjoin/streamjoin/internal/ingest"
+	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
+)
+
+// brokenWriter fails every batch with err.
+type brokenWriter struct {
+	ingest.Writer
+	err   error
+	calls atomic.Int64
+}
+
+func (w *brokenWriter) WriteBatch(context.Context, *store.Batch) error {
+	w.calls.Add(1)
+	return w.err
+}
+
+// TestWriteErrorClasses: an error that retrying cannot fix (a bug, data
+// PostgreSQL refuses) ends Run with that error after one attempt, instead of
+// being retried forever while the partition stalls; a transport failure is
+// retried until it goes away.
+func TestWriteErrorClasses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"bug", errors.New("encoding bug"), true},
+		{"connection lost", fmt.Errorf("reading from postgres: %w", io.ErrUnexpectedEOF), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, kfake.SeedTopics(1, "user_events", "org_events"))
+			users, _ := workload(5, 10, 50, 2, 0)
+			produce(t, e.broker, "user_events", users)
+			cfg := e.config(100)
+			cfg.Writers = 1
+			cfg.RetryBackoffMax = 20 * time.Millisecond
+			w := &brokenWriter{Writer: e.st, err: tc.err}
+			c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			if !tc.permanent {
+				for w.calls.Load() < 3 {
+					select {
+					case err := <-done:
+						t.Fatalf("Run ended with %v after %d attempts; a transport failure must be retried", err, w.calls.Load())
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatalf("Run after cancel = %v, want nil", err)
+				}
+				return
+			}
+			err = <-done
+			if ctx.Err() != nil {
+				t.Fatalf("Run kept retrying a permanent error for 30s (%d attempts)", w.calls.Load())
+			}
+			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), "permanent") {
+				t.Fatalf("Run = %v, want the write error, marked permanent", err)
+			}
+			if n := w.calls.Load(); n != 1 {
+				t.Errorf("WriteBatch called %d times, want 1: a permanent error is not retried", n)
+			}
+		})
+	}
+}
