@@ -112,4 +112,3 @@ func parse(r *kgo.Record) *Letter {
 	}
 	return l
 }
-

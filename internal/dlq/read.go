@@ -116,4 +116,3 @@ func Read(ctx context.Context, topic string, filter Filter, fn func(*Letter) err
 	}
 	return nil
 }
-
