@@ -1,6 +1,16 @@
 // Package api serves the joined state over HTTP: GET /users/{name},
 // /health, /ready and /metrics. Errors are RFC 9457 problem details
-// (application/problem+json), mapped from Go errors in one place (fail).
+// (application/problem+json), mapped from Go errors in one place
+// (httpStatus): a database outage is a 503, a bug (an unknown error, a
+// panic in a handler or in a lookup) is a logged 500.
+//
+// Some malformed requests never reach the handler: net/http answers them
+// itself, in text/plain, and offers no hook to change that. Measured with
+// Go 1.26 (TestWhatNetHTTPAnswersItself): a request line whose URI does not
+// parse (GET /users/%, a raw space, a bad escape) is a 400, and a request
+// line or headers over MaxHeaderBytes (64 KiB; a 100 KB path) is a 431.
+// Anything that reaches the handler, including a name far over
+// MaxNameBytes, gets a problem document.
 package api
 
 import (
@@ -168,7 +178,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &problem{status: http.StatusNotFound, detail: "no such resource: " + r.URL.Path})
 	})
-	return s.limit(mux)
+	return s.recoverPanics(s.limit(mux))
 }
 
 // Listen binds cfg.Addr. Call it before Run to fail fast on a taken port and
@@ -196,7 +206,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -225,6 +235,11 @@ func (s *Server) Stopping() {
 	}
 }
 
+// maxHeaderBytes bounds a request's line and headers; past it net/http
+// answers 431 itself.
+const maxHeaderBytes = 64 << 10
+
+// limit answers 503 at once when MaxInFlight requests are already in.
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -232,7 +247,6 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			defer func() { <-s.inFlight }()
 			next.ServeHTTP(w, r)
 		default:
-			w.Header().Set("Retry-After", "1")
 			s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "too many requests in flight"})
 		}
 	})
@@ -330,26 +344,48 @@ type problemJSON struct {
 	Instance string `json:"instance,omitempty"`
 }
 
-// fail is the one place errors become HTTP statuses: a *problem keeps its
-// status, a database that cannot be reached or timed out is 503, and
-// anything else is a logged 500 whose detail is not shown.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, detail := http.StatusInternalServerError, "internal error"
+// httpStatus is the one place errors become HTTP statuses. A *problem
+// keeps its status and detail. A panic is a 500. Otherwise the store's
+// Classify decides: a database that cannot be reached, timed out or lost a
+// race (Unavailable, Conflict) is a 503, to be retried; anything else,
+// being a bug or an error nobody foresaw, is a 500 whose detail is not
+// shown.
+func httpStatus(err error) (status int, detail string) {
 	var p *problem
+	var pe *panicError
 	switch {
 	case errors.As(err, &p):
-		status, detail = p.status, p.detail
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		return // the client went away
-	case store.Classify(err) == store.Unavailable:
-		status, detail = http.StatusServiceUnavailable, "the database is unavailable; try again"
-		w.Header().Set("Retry-After", "1")
+		return p.status, p.detail
+	case errors.As(err, &pe):
+		return http.StatusInternalServerError, "internal error"
 	}
-	if status >= 500 {
+	switch store.Classify(err) {
+	case store.Unavailable, store.Conflict:
+		return http.StatusServiceUnavailable, "the database is unavailable; try again"
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+// fail answers err as a problem document with the status httpStatus gives
+// it, and a Retry-After on every 503. 5xx answers are logged with err; a
+// 500 at error level. When the client has gone away, nothing is written.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	status, detail := httpStatus(err)
+	switch {
+	case status == http.StatusInternalServerError:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	case status >= 500:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(problemJSON{
 		Type:     "about:blank",

@@ -1,15 +1,21 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +31,25 @@ func sp(s string) *string { return &s }
 
 // setup serves the API over a real store holding a few users.
 func setup(t *testing.T, joined *atomic.Bool) *httptest.Server {
+	t.Helper()
+	var joinedFn func() bool
+	if joined != nil {
+		joinedFn = joined.Load
+	}
+	return setupWith(t, setupOpts{joined: joinedFn})
+}
+
+// setupOpts varies setupWith's server; zero fields take setup's choices.
+type setupOpts struct {
+	cfg         api.Config                      // Addr and MaxResults are set
+	wrapUsers   func(api.Users) api.Users       // what the API reads, given the store
+	wrapHandler func(http.Handler) http.Handler // what serves, given the API's handler
+	joined      func() bool
+	logger      *slog.Logger
+}
+
+// setupWith is setup with opts.
+func setupWith(t *testing.T, opts setupOpts) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	st := testenv.Store(t)
@@ -44,25 +69,67 @@ func setup(t *testing.T, joined *atomic.Bool) *httptest.Server {
 	if err := st.WriteBatch(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	var joinedFn func() bool
-	if joined != nil {
-		joinedFn = joined.Load
+	var users api.Users = st
+	if opts.wrapUsers != nil {
+		users = opts.wrapUsers(st)
 	}
-	srv, err := api.New(api.Config{Addr: "127.0.0.1:0", MaxResults: 10}, st, joinedFn, nil, testenv.Logger(t))
+	if opts.logger == nil {
+		opts.logger = testenv.Logger(t)
+	}
+	cfg := opts.cfg
+	cfg.Addr, cfg.MaxResults = "127.0.0.1:0", 10
+	srv, err := api.New(cfg, users, opts.joined, nil, opts.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	h := srv.Handler()
+	if opts.wrapHandler != nil {
+		h = opts.wrapHandler(h)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts
 }
 
+// countingUsers counts the queries and names that reach the real store.
+// Until release is closed, each query waits for it, holding its lookup
+// slot, so that requests arriving meanwhile queue behind the busy slots as
+// they do under load.
+type countingUsers struct {
+	api.Users
+	queries atomic.Int64
+	names   atomic.Int64
+	release chan struct{}
+}
+
+func (c *countingUsers) UsersByNames(ctx context.Context, names []string, limit int) (map[string][]store.Profile, error) {
+	c.queries.Add(1)
+	c.names.Add(int64(len(names)))
+	<-c.release
+	return c.Users.UsersByNames(ctx, names, limit)
+}
+
 // TestConcurrentGetsEachGetTheirOwnAnswer sends many concurrent requests
-// for different names through the API, so that lookups merge into shared
-// queries, and checks each response against its own name.
+// for different names through the API, checks that their lookups merged
+// into fewer queries than requests, and checks each response against its
+// own name.
 func TestConcurrentGetsEachGetTheirOwnAnswer(t *testing.T) {
 	t.Parallel()
-	ts := setup(t, nil)
+	counter := &countingUsers{release: make(chan struct{})}
+	var entered atomic.Int64
+	ts := setupWith(t, setupOpts{
+		cfg: api.Config{LookupTimeout: time.Minute},
+		wrapUsers: func(u api.Users) api.Users {
+			counter.Users = u
+			return counter
+		},
+		wrapHandler: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				entered.Add(1)
+				h.ServeHTTP(w, r)
+			})
+		},
+	})
 	want := map[string]int{"Snake": 2, "Big%20Boss": 1, "Zo%C3%AB": 1, "100%25": 1, "a_b": 1, "a%25": 0, "Gone": 0, "Nobody": 0}
 	var paths []string
 	for p := range want {
@@ -72,25 +139,35 @@ func TestConcurrentGetsEachGetTheirOwnAnswer(t *testing.T) {
 		path  string
 		code  int
 		users []map[string]any
+		err   error
 	}
-	replies := make(chan reply, 400)
-	for i := range cap(replies) {
+	const requests = 400
+	replies := make(chan reply, requests)
+	for i := range requests {
 		go func() {
 			p := paths[i%len(paths)]
 			r := reply{path: p}
 			resp, err := http.Get(ts.URL + "/users/" + p)
-			if err == nil {
+			if r.err = err; err == nil {
 				r.code = resp.StatusCode
-				_ = json.NewDecoder(resp.Body).Decode(&r.users)
+				r.err = json.NewDecoder(resp.Body).Decode(&r.users)
 				resp.Body.Close()
 			}
 			replies <- r
 		}()
 	}
-	for range cap(replies) {
+	// Hold the first queries until every request is in the handler.
+	for deadline := time.Now().Add(30 * time.Second); entered.Load() < requests; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("only %d of %d requests reached the handler", entered.Load(), requests)
+			break
+		}
+	}
+	close(counter.release)
+	for range requests {
 		r := <-replies
-		if r.code != http.StatusOK || len(r.users) != want[r.path] {
-			t.Errorf("GET /users/%s = %d with %d users, want 200 with %d", r.path, r.code, len(r.users), want[r.path])
+		if r.err != nil || r.code != http.StatusOK || len(r.users) != want[r.path] {
+			t.Errorf("GET /users/%s = %d with %d users (%v), want 200 with %d", r.path, r.code, len(r.users), r.err, want[r.path])
 			continue
 		}
 		name, _ := url.PathUnescape(r.path)
@@ -99,6 +176,11 @@ func TestConcurrentGetsEachGetTheirOwnAnswer(t *testing.T) {
 				t.Errorf("GET /users/%s returned user %v: another request's answer", r.path, u["username"])
 			}
 		}
+	}
+	q, n := counter.queries.Load(), counter.names.Load()
+	t.Logf("%d requests, %d queries, %d names queried", requests, q, n)
+	if q < 1 || q >= requests/4 {
+		t.Errorf("%d requests made %d queries, want at least 1 and fewer than %d: lookups did not merge", requests, q, requests/4)
 	}
 }
 
@@ -109,7 +191,10 @@ func get(t *testing.T, url string) (int, string, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
 }
 
@@ -164,15 +249,26 @@ func TestGetUsers(t *testing.T) {
 	}
 }
 
+// checkProblem requests url and checks that the answer is a problem
+// document with wantStatus, and, for a 503, a Retry-After.
 func checkProblem(t *testing.T, method, url string, wantStatus int) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantStatus == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+		t.Errorf("%s %s: 503 without Retry-After", method, url)
+	}
 	if resp.StatusCode != wantStatus {
 		t.Errorf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, wantStatus, body)
 	}
@@ -194,6 +290,7 @@ func TestErrorsAreProblems(t *testing.T) {
 	t.Parallel()
 	ts := setup(t, nil)
 	checkProblem(t, "GET", ts.URL+"/users/"+strings.Repeat("x", 257), http.StatusBadRequest)
+	checkProblem(t, "GET", ts.URL+"/users/"+strings.Repeat("x", 50<<10), http.StatusBadRequest)
 	checkProblem(t, "GET", ts.URL+"/users/%FF", http.StatusBadRequest)
 	checkProblem(t, "GET", ts.URL+"/users/a%00b", http.StatusBadRequest)
 	checkProblem(t, "GET", ts.URL+"/nope", http.StatusNotFound)
@@ -252,5 +349,60 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("New(%+v) = %v, want an error naming %s", tt.cfg, err, tt.want)
 		}
+	}
+}
+
+// lockedBuffer is a goroutine-safe log sink.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// panickingUsers is the real store, except that a lookup of "boom" panics.
+type panickingUsers struct{ api.Users }
+
+func (p panickingUsers) UsersByNames(ctx context.Context, names []string, limit int) (map[string][]store.Profile, error) {
+	if slices.Contains(names, "boom") {
+		var m map[string]int
+		m["boom"]++ // a nil map write: a bug
+	}
+	return p.Users.UsersByNames(ctx, names, limit)
+}
+
+// TestPanicIsA500: a panic in a lookup, and one in a handler (here /ready's
+// joined check, panicking with a value that looks like a network outage),
+// answer 500 problem+json, are logged with the panic, and leave the server
+// serving.
+func TestPanicIsA500(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	joined := func() bool { panic(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}) }
+	ts := setupWith(t, setupOpts{wrapUsers: func(u api.Users) api.Users { return panickingUsers{u} }, joined: joined, logger: logger})
+
+	checkProblem(t, "GET", ts.URL+"/users/boom", http.StatusInternalServerError)
+	checkProblem(t, "GET", ts.URL+"/ready", http.StatusInternalServerError)
+	for _, want := range []string{
+		"status=500", "user lookup panicked: assignment to entry in nil map",
+		"handler panicked: dial tcp: connection refused",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if code, _, body := get(t, ts.URL+"/users/Snake"); code != http.StatusOK {
+		t.Errorf("after the panics: GET /users/Snake = %d %s, want 200", code, body)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/streamjoin/streamjoin/internal/store"
@@ -141,8 +142,9 @@ func (c *coalescer) runBatch() bool {
 		// A panic below must not take the process (and its ingest) down
 		// from this goroutine: the requests get it as a 500.
 		if p := recover(); p != nil {
+			err := &panicError{what: "user lookup", value: p, stack: debug.Stack()}
 			for _, l := range batch[sent:] {
-				l.done <- result{err: fmt.Errorf("user lookup panicked: %v", p)}
+				l.done <- result{err: err}
 			}
 		}
 	}()
