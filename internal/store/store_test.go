@@ -387,7 +387,11 @@ func TestUsersByNamesMatchesUsersByName(t *testing.T) {
 			t.Errorf("limit %d: %d Snakes, want %d", limit, len(got["Snake"]), min(limit, 3))
 		}
 	}
-	if got, _ := st.UsersByNames(ctx, []string{"Otacon"}, 10); len(got["Otacon"]) != 1 || deref(got["Otacon"][0].OrganizationTier) != "gold" {
+	got, err := st.UsersByNames(ctx, []string{"Otacon"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got["Otacon"]) != 1 || deref(got["Otacon"][0].OrganizationTier) != "gold" {
 		t.Errorf("Otacon = %+v, want one user joined to tier gold", got["Otacon"])
 	}
 }
