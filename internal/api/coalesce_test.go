@@ -249,8 +249,12 @@ func TestCoalescerPanicBecomesAnError(t *testing.T) {
 	t.Parallel()
 	c := newCoalescer(&panicUsers{}, 10, 1, 64, 16, 5*time.Second)
 	for range 2 { // the slot must be usable again after a panic
-		if _, err := c.get(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "panicked: boom") {
+		_, err := c.get(context.Background(), "x")
+		if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
 			t.Errorf("get = %v, want the panic as an error", err)
+		}
+		if status, _ := httpStatus(err); status != 500 {
+			t.Errorf("the panic's error answers %d, want 500", status)
 		}
 	}
 }

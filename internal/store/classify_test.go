@@ -191,7 +191,9 @@ func TestClassifyDeadlock(t *testing.T) {
 		// PostgreSQL chose a; b got the lock once a was aborted.
 		errB = <-errA
 	} else {
-		_ = tb.Rollback(ctx) // lets a through
+		if err := tb.Rollback(ctx); err != nil { // lets a through
+			t.Fatal(err)
+		}
 		if err := <-errA; err != nil {
 			t.Fatalf("the survivor failed too: %v", err)
 		}
