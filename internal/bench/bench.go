@@ -39,6 +39,10 @@ type Config struct {
 	// BatchSize is the pipeline's --max-poll-records and the store path's
 	// batch size. Default 10000 (ingest.DefaultMaxPollRecords).
 	BatchSize int
+	// MinimumBatch is how many events each connection of the minimum
+	// baseline (a2) writes per transaction. Default 5,000: the pipeline's
+	// default poll of 10,000 records split between its 2 writers.
+	MinimumBatch int
 	// SeedSample is how many events the per-event upsert loop (d) gets.
 	// Default 20,000.
 	SeedSample int
@@ -79,6 +83,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.Runs, 3)
 	def(&c.Writers, ingest.DefaultWriters)
 	def(&c.BatchSize, ingest.DefaultMaxPollRecords)
+	def(&c.MinimumBatch, 5_000)
 	def(&c.SeedSample, 20_000)
 	def(&c.FreshRate, 20_000)
 	def(&c.APIConns, 50)
@@ -103,6 +108,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("writers %d: must be at least 1", c.Writers)
 	case c.BatchSize < 1:
 		return fmt.Errorf("batch-size %d: must be at least 1", c.BatchSize)
+	case c.MinimumBatch < 1:
+		return fmt.Errorf("minimum-batch %d: must be at least 1", c.MinimumBatch)
 	case c.SeedSample < 1:
 		return fmt.Errorf("seed-sample %d: must be at least 1", c.SeedSample)
 	case c.FreshRate < 100:

@@ -18,7 +18,9 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // TestBenchSmoke runs the whole benchmark at a tiny scale, with the real
 // binary, so that `make bench` keeps working: every figure must be there and
-// every throughput positive. It asserts nothing about speed.
+// every figure positive (throughputs, CPU, latencies), and (a2) and (c) must
+// leave the same state as (b), which Run checks. It asserts nothing about
+// speed.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -45,7 +47,8 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"(a)", "(b)", "(c)", "(d)", "c / b", "c / a", "c / d", "freshness p99", "peak RSS", "5000 events", "API GET", "direct", "constant-JSON", "while ingesting"}
+	want := []string{"(a)", "(a2)", "(b)", "(c)", "(d)", "c / b", "c / a2", "c / a", "c / d",
+		"CPU during (c): streamjoin", "CPU during (c): PostgreSQL", "CPU during (c): bench process", "freshness p99", "peak RSS", "5000 events", "API GET", "direct", "constant-JSON", "while ingesting"}
 	var names []string
 	for _, f := range rep.Figures {
 		names = append(names, f.Name)
@@ -68,4 +71,5 @@ func TestBenchSmoke(t *testing.T) {
 	if err := rep.WriteTable(&buf); err != nil || !strings.Contains(buf.String(), "target") {
 		t.Errorf("table: %v\n%s", err, buf.String())
 	}
+	t.Logf("\n%s", buf.String())
 }

@@ -34,6 +34,7 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 	}{
 		{"(a) raw COPY into an unindexed table", b.rawCopy},
 		{"(b) store write path, no Kafka", b.storePath},
+		{"(a2) the same work, minimum SQL and Go", b.minimum},
 		{"(d) per-event upsert loop (the seed's approach)", b.seedLoop},
 		{"(c) end-to-end pipeline, then freshness and API", b.pipeline},
 	}
@@ -41,6 +42,12 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 		b.progress(fmt.Sprintf("run %d/%d: %s", run, b.cfg.Runs, s.name))
 		if err := s.fn(ctx, run, &r); err != nil {
 			return r, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	// (a2) and (c) are compared with (b) as the same work: check they did it.
+	for _, c := range []struct{ name, got string }{{"(a2)", r.minimumDigest}, {"(c)", r.pipelineDigest}} {
+		if c.got != r.storeDigest {
+			return r, fmt.Errorf("%s left a different state from (b)'s:\n  %s\n  %s", c.name, c.got, r.storeDigest)
 		}
 	}
 	return r, nil

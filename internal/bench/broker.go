@@ -23,14 +23,15 @@ type broker struct {
 	kafka   *kafka.Connector
 }
 
-// newBroker starts a broker; the caller must close it.
+// newBroker starts a broker; the caller must close it. Its clients log
+// warnings and errors to logger.
 func newBroker(logger *slog.Logger) (*broker, error) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, userTopic, orgTopic))
 	if err != nil {
 		return nil, fmt.Errorf("starting kfake: %w", err)
 	}
 	addr := c.ListenAddrs()[0]
-	kc, err := kafka.New(kafka.Config{Brokers: []string{addr}, ClientID: "streamjoin-bench"}, logger, nil)
+	kc, err := kafka.New(kafka.Config{Brokers: []string{addr}, ClientID: "streamjoin-bench"}, slog.New(atLeast{logger.Handler(), slog.LevelWarn}), nil)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -39,6 +40,25 @@ func newBroker(logger *slog.Logger) (*broker, error) {
 }
 
 func (k *broker) close() { k.cluster.Close() }
+
+// atLeast passes on only records at level or above: the benchmark's Kafka
+// clients report their problems, not their routine.
+type atLeast struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(as []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(as), h.level}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.level}
+}
 
 // firstError keeps the first error it is given; it is goroutine-safe, for
 // produce callbacks.

@@ -37,6 +37,10 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 		return err
 	}
 	defer conn.Close(ctx)
+	postmaster, err := postmasterPID(ctx, conn)
+	if err != nil {
+		b.progress(fmt.Sprintf("  no PostgreSQL CPU figure: %v", err))
+	}
 
 	spawned := time.Now()
 	p, err := b.startPipeline(kb.addr, schema)
@@ -52,12 +56,22 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 		return err
 	}
 	ready := time.Now()
+	cpu, err := startCPU(p.cmd.Process.Pid, postmaster)
+	if err != nil {
+		return err
+	}
 	if err := waitCommitted(ctx, conn, schema, want, p, 30*time.Minute); err != nil {
 		return err
 	}
 	total := float64(want[userTopic] + want[orgTopic])
 	r.Pipeline = total / time.Since(ready).Seconds()
 	r.PipelineWall = total / time.Since(spawned).Seconds()
+	if r.CPU, err = cpu.stop(); err != nil {
+		return err
+	}
+	if r.pipelineDigest, err = b.digest(ctx, schema); err != nil {
+		return err
+	}
 
 	b.progress("  freshness at a steady rate")
 	lat, err := b.steady(ctx, kb.kafka, conn, schema, run, b.cfg.FreshDuration, nil)

@@ -17,6 +17,7 @@ import (
 // RunResult is one run's raw figures.
 type RunResult struct {
 	RawCopy        float64    `json:"a_raw_copy_events_per_s"`
+	Minimum        float64    `json:"a2_minimum_events_per_s"`
 	StorePath      float64    `json:"b_store_path_events_per_s"`
 	Pipeline       float64    `json:"c_pipeline_events_per_s"`
 	PipelineWall   float64    `json:"c_pipeline_with_startup_events_per_s"`
@@ -29,6 +30,11 @@ type RunResult struct {
 	APIUnderIngest LoadResult `json:"api_under_ingest"`
 	DirectPgx      LoadResult `json:"direct_pgx"`
 	ConstJSON      LoadResult `json:"constant_json"`
+	// CPU is each process's CPU use during (c)'s drain, in cores.
+	CPU *PipelineCPU `json:"c_cpu_cores,omitempty"`
+
+	// What (b), (a2) and (c) left in their schemas: they must match.
+	storeDigest, minimumDigest, pipelineDigest string
 }
 
 // Figure is one line of the report: the median over runs and the spread.
@@ -73,9 +79,9 @@ func machine() string {
 
 func describe(c Config) string {
 	w := c.Workload
-	return fmt.Sprintf("%d users, %d orgs, %d events (+%d org events), %.1f%% out of order, %.1f%% duplicates, %.1f%% invalid, key by %s; %d runs, %d writers, batches of %d; freshness and API-under-ingest at %d events/s; API %d connections for %s; seed loop on %d events; RSS run %d events",
+	return fmt.Sprintf("%d users, %d orgs, %d events (+%d org events), %.1f%% out of order, %.1f%% duplicates, %.1f%% invalid, key by %s; %d runs, %d writers, batches of %d, (a2) %d per transaction per connection; freshness and API-under-ingest at %d events/s; API %d connections for %s; seed loop on %d events; RSS run %d events",
 		w.Users, w.Orgs, w.Events, w.OrgEvents, w.OutOfOrder*100, w.Duplicates*100, w.Invalid*100, w.KeyBy,
-		c.Runs, c.Writers, c.BatchSize, c.FreshRate, c.APIConns, c.APIDuration, c.SeedSample, c.RSSEvents)
+		c.Runs, c.Writers, c.BatchSize, c.MinimumBatch, c.FreshRate, c.APIConns, c.APIDuration, c.SeedSample, c.RSSEvents)
 }
 
 func stats(vals []float64) (med, lo, hi float64) {
@@ -123,13 +129,17 @@ func (r *Report) summarize() {
 	b := func(x RunResult) float64 { return x.StorePath }
 	c := func(x RunResult) float64 { return x.Pipeline }
 	d := func(x RunResult) float64 { return x.SeedLoop }
+	a2 := func(x RunResult) float64 { return x.Minimum }
 	add("(a) raw COPY, unindexed table: the database limit", "events/s", col(a), "", nil)
+	add("(a2) the same work, minimum SQL and Go: the schema's floor", "events/s", col(a2), "", nil)
 	add("(b) store write path, no Kafka", "events/s", col(b), "", nil)
 	add("(c) end-to-end pipeline from a pre-filled topic", "events/s", col(c), "≥ 100,000", func(v float64) bool { return v >= 100_000 })
 	add("(c) including process start and group join", "events/s", col(func(x RunResult) float64 { return x.PipelineWall }), "", nil)
 	add("(d) per-event upsert loop (the seed's approach)", "events/s", col(d), "", nil)
 	add("c / b", "ratio", ratio(c, b), "≥ 0.85", func(v float64) bool { return v >= 0.85 })
+	add("c / a2", "ratio", ratio(c, a2), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
 	add("c / a", "ratio", ratio(c, a), "", nil)
+	r.cpuFigures(add)
 	add("c / d", "ratio", ratio(c, d), "≥ 30", func(v float64) bool { return v >= 30 })
 	add("freshness p50, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP50 }), "", nil)
 	add("freshness p99, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP99 }), "≤ 500", func(v float64) bool { return v <= 500 })
@@ -150,9 +160,30 @@ func (r *Report) summarize() {
 	add("API p99 while ingesting", "ms", col(func(x RunResult) float64 { return x.APIUnderIngest.P99 }), "", nil)
 }
 
+// cpuFigures adds the CPU split of (c), if every run measured it; a figure
+// that was not measured is left out, never shown as 0.
+func (r *Report) cpuFigures(add func(name, unit string, vals []float64, target string, met func(float64) bool)) {
+	var sj, pg, be []float64
+	for _, run := range r.Runs {
+		if run.CPU == nil {
+			return
+		}
+		sj = append(sj, run.CPU.Streamjoin)
+		be = append(be, run.CPU.Bench)
+		if run.CPU.Postgres != nil {
+			pg = append(pg, *run.CPU.Postgres)
+		}
+	}
+	add("CPU during (c): streamjoin run", "cores", sj, "", nil)
+	if len(pg) == len(r.Runs) {
+		add("CPU during (c): PostgreSQL, all its processes", "cores", pg, "≥ 1.2 (PostgreSQL busy)", func(v float64) bool { return v >= 1.2 })
+	}
+	add("CPU during (c): bench process (kfake broker, offset polling)", "cores", be, "", nil)
+}
+
 func format(v float64, unit string) string {
 	switch {
-	case unit == "ratio":
+	case unit == "ratio" || unit == "cores":
 		return fmt.Sprintf("%.2f", v)
 	case unit == "ms":
 		return fmt.Sprintf("%.1f", v)

@@ -70,5 +70,6 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 		}
 	}
 	r.StorePath = float64(len(items)) / time.Since(start).Seconds()
-	return nil
+	r.storeDigest, err = b.digest(ctx, schema)
+	return err
 }
