@@ -30,9 +30,11 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure throughput, freshness, memory and API latency beside their limits and baselines",
 		Long: `bench generates one dataset and, against the same PostgreSQL, measures:
-(a) raw COPY into an unindexed table, (b) the store's write path fed directly,
-(c) the end-to-end pipeline (this binary, as a subprocess) from a pre-filled
-in-process Kafka topic, (d) a per-event upsert loop; then freshness at a
+(a) raw COPY into an unindexed table, (a2) the same work as (b) and (c) in
+the leanest SQL and Go (the schema's floor), (b) the store's write path fed
+directly, (c) the end-to-end pipeline (this binary, as a subprocess) from a
+pre-filled in-process Kafka topic, with the CPU each process used during it,
+(d) a per-event upsert loop; then freshness at a
 steady rate, the API at 50 connections beside direct pgx and a constant-JSON
 handler, the API while ingesting, and the peak RSS over a larger run. It
 prints a table and writes bench.json and bench.md to --out.`,
@@ -44,6 +46,7 @@ prints a table and writes bench.json and bench.md to --out.`,
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions; the table shows the median and the spread")
 	fs.IntVar(&cfg.Writers, "writers", 2, "the pipeline's --writers")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 10000, "the pipeline's --max-poll-records, and the store path's batch")
+	fs.IntVar(&cfg.MinimumBatch, "minimum-batch", 5_000, "events per transaction per connection of the minimum baseline (a2)")
 	fs.IntVar(&cfg.SeedSample, "seed-sample", 20_000, "events for the per-event upsert loop")
 	fs.IntVar(&cfg.FreshRate, "fresh-rate", 20_000, "events/s of the steady stream (freshness, API under ingest)")
 	fs.DurationVar(&cfg.FreshDuration, "fresh-duration", 0, "length of the freshness stream (default 20s)")
