@@ -15,28 +15,30 @@ func TestCrashes(t *testing.T) {
 	h := setup(t, "", "")
 	started := time.Now()
 	n, kills := *flagEvents, *flagKills
-	// Spread the stream over the kill phase, so every kill lands mid-stream.
-	s := h.produce(streamConfig(n, 42), max(2000, n/kills/2), nil)
+	// Spread the stream over the kill phase (about 3s a kill), so every kill
+	// lands mid-stream; that is checked at each kill.
+	s := h.produce(streamConfig(n, 42), max(2000, n/kills/3), nil)
 	r := newRand(t)
 	f := figures{Test: "crashes"}
 	for k := 0; k < kills; k++ {
-		before := total(h.committed())
+		before := h.committedTotal()
 		p := h.start()
 		if !h.waitProgress(before, 60*time.Second) {
 			t.Fatalf("kill %d: the restarted process made no progress in 60s", k)
 		}
 		if k%2 == 0 {
-			if h.waitInTransaction(5 * time.Second) {
-				f.KillsInCommit++
-			}
+			// Frozen inside a batch transaction, confirmed, or the test
+			// stops here.
+			h.pause(p, true)
+			f.KillsInCommit++
 		} else {
 			time.Sleep(time.Duration(r.IntN(500)) * time.Millisecond)
 		}
+		if s.ended() {
+			t.Fatalf("kill %d: the stream ended before it; make the stream slower so that every kill lands mid-stream", k)
+		}
 		p.kill(t)
 		f.Kills++
-	}
-	if f.KillsInCommit == 0 {
-		t.Error("no kill landed inside a batch transaction")
 	}
 	p := h.start()
 	f.Restarts = kills + 1
@@ -102,15 +104,17 @@ func TestZombies(t *testing.T) {
 			t.Fatal("no member committed a batch in 10s")
 		}
 		h.pause(zombie, z > 0)
-		before := total(h.committed())
+		// The others have work to take over: records still to come, or
+		// (z > 0) the zombie's uncommitted batch.
+		if s.ended() {
+			t.Fatalf("zombie %d: the stream ended before it was paused; make the stream slower", z)
+		}
+		before := h.committedTotal()
+		// Let the zombie's session expire: only then may the others take
+		// its partitions. Progress is awaited below, with a deadline.
 		time.Sleep(h.session + 3*time.Second)
-		select {
-		case <-s.done:
-			t.Log("the stream ended before this zombie; the other members may have nothing left to do")
-		default:
-			if !h.waitProgress(before, 30*time.Second) {
-				t.Fatal("the other members made no progress while the zombie was paused")
-			}
+		if !h.waitProgress(before, 30*time.Second) {
+			t.Fatalf("zombie %d: the other members made no progress while it was paused", z)
 		}
 		zombie.signal(t, syscall.SIGCONT)
 		time.Sleep(time.Second)
@@ -122,34 +126,55 @@ func TestZombies(t *testing.T) {
 	h.finish(s, &f, true, started, procs...)
 }
 
-// TestGracefulShutdown sends SIGTERM mid-stream: the process commits the
+// TestGracefulShutdown sends SIGTERM mid-batch: the process commits the
 // batch in flight, leaves the group and exits 0 well within its shutdown
 // timeout, and the next process re-reads nothing that was committed.
+//
+// Mid-batch is confirmed: the process is frozen (SIGSTOP) while PostgreSQL
+// shows one of its sessions inside a writing transaction, SIGTERM is queued,
+// and SIGCONT resumes it into that transaction with the signal pending.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	h := setup(t, "", "")
 	started := time.Now()
 	n := min(*flagEvents, 50_000)
-	s := h.produce(streamConfig(n, 9), n/6, nil)
+	s := h.produce(streamConfig(n, 9), n/15, nil)
 	f := figures{Test: "graceful-shutdown"}
 	for round := 0; round < 3; round++ {
-		before := total(h.committed())
+		before := h.committedTotal()
 		p := h.start()
 		if !h.waitProgress(before, 60*time.Second) {
 			t.Fatal("no progress in 60s")
 		}
-		h.waitInTransaction(2 * time.Second)
-		took := p.stop(t, 12*time.Second) // --shutdown-timeout is 10s
-		if !p.logHas("kafka consumer closed") {
-			t.Errorf("%s did not log closing its Kafka client", p.name)
+		h.pause(p, true) // confirmed inside a batch transaction, or the test stops
+		frozen := h.committedTotal()
+		if s.ended() {
+			t.Fatalf("round %d: the stream ended before SIGTERM; make the stream slower", round)
 		}
+		start := time.Now()
+		p.signal(t, syscall.SIGTERM) // pending while p is stopped
+		p.signal(t, syscall.SIGCONT)
+		took := p.waitExit(t, start, 12*time.Second) // --shutdown-timeout is 10s
 		t.Logf("%s exited %s after SIGTERM", p.name, took)
+		if after := h.committedTotal(); after <= frozen {
+			t.Errorf("%s did not commit the batch in flight at SIGTERM: stored offsets sum to %d, as when it was frozen", p.name, after)
+		}
+		// A member that left is gone at once; one that did not would stay
+		// until its 2s session timeout.
+		if members, err := h.groupMembers(); err != nil || members != 0 {
+			t.Errorf("%s did not leave the group on SIGTERM: %d members after its exit (%v)", p.name, members, err)
+		}
 		f.Restarts++
 	}
 	p := h.start()
 	h.waitCaughtUp(s, 5*time.Minute)
+	m := p.metrics(t)
 	for _, topic := range h.topics {
-		if v := p.metric("streamjoin_ingest_records_total", `outcome="skipped"`, `topic="`+topic+`"`); v != 0 {
+		v, err := m.CounterOrZero("streamjoin_ingest_records_total", map[string]string{"outcome": "skipped", "topic": topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != 0 {
 			t.Errorf("the process after a graceful stop re-read %v committed records of %s", v, topic)
 		}
 	}

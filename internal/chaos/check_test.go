@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/streamjoin/streamjoin/internal/dlq"
-	"github.com/streamjoin/streamjoin/internal/workload"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamjoin/streamjoin/internal/dlq"
+	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
 // figures are what the end checks measured.
@@ -51,7 +52,10 @@ func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
 
 	// users and organizations equal the oracle.
 	got := map[string]workload.UserState{}
-	rows, _ := h.conn.Query(ctx, "SELECT id, deleted, event_type, received_at, coalesce(username, ''), coalesce(user_email, ''), coalesce(user_type, ''), coalesce(organization_name, '') FROM "+h.schema+".users")
+	rows, err := h.conn.Query(ctx, "SELECT id, deleted, event_type, received_at, coalesce(username, ''), coalesce(user_email, ''), coalesce(user_type, ''), coalesce(organization_name, '') FROM "+h.schema+".users")
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	var id string
 	var u workload.UserState
 	if _, err := pgx.ForEachRow(rows, []any{&id, &u.Deleted, &u.EventType, &u.ReceivedAt, &u.Username, &u.Email, &u.UserType, &u.Organization}, func() error {
@@ -72,31 +76,59 @@ func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
 			f.UserMismatches++
 		}
 	}
-	f.UserMismatches += max(0, len(got)-len(s.want.Users))
+	for id, g := range got {
+		if _, ok := s.want.Users[id]; !ok {
+			if f.UserMismatches < 5 {
+				h.t.Errorf("user %s = %+v is stored, want no such user", id, g)
+			}
+			f.UserMismatches++
+		}
+	}
 	gotOrgs := map[string]string{}
-	rows, _ = h.conn.Query(ctx, "SELECT organization_name, organization_tier FROM "+h.schema+".organizations")
+	rows, err = h.conn.Query(ctx, "SELECT organization_name, organization_tier FROM "+h.schema+".organizations")
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	var name, tier string
 	if _, err := pgx.ForEachRow(rows, []any{&name, &tier}, func() error { gotOrgs[name] = tier; return nil }); err != nil {
 		h.t.Fatal(err)
 	}
 	for name, w := range s.want.Orgs {
-		if gotOrgs[name] != w {
+		if g, ok := gotOrgs[name]; !ok || g != w {
 			if f.OrgMismatches < 5 {
 				h.t.Errorf("organization %s tier = %q, want %q", name, gotOrgs[name], w)
 			}
 			f.OrgMismatches++
 		}
 	}
-	f.OrgMismatches += max(0, len(gotOrgs)-len(s.want.Orgs))
+	for name, g := range gotOrgs {
+		if _, ok := s.want.Orgs[name]; !ok {
+			if f.OrgMismatches < 5 {
+				h.t.Errorf("organization %s tier = %q is stored, want no such organization", name, g)
+			}
+			f.OrgMismatches++
+		}
+	}
 
 	// Each raw log holds exactly one row per valid record: no position
 	// twice, none of an invalid record, and as many distinct positions as
-	// valid records (every offset is below the end, so the set is right).
+	// valid records, all of them below their partition's end offset (so the
+	// set is right).
 	for table, topic := range map[string]string{"user_events": "user_events", "org_events": "org_events"} {
-		var ps []int32
-		var os []int64
+		var ps, endPs []int32
+		var os, ends []int64
 		for p := range s.invalid[topic] {
 			ps, os = append(ps, p.partition), append(os, p.offset)
+		}
+		for p, end := range s.ends[topic] {
+			endPs, ends = append(endPs, p), append(ends, end)
+		}
+		var outside int
+		if err := h.conn.QueryRow(ctx, "SELECT count(*) FROM "+h.schema+"."+table+" e LEFT JOIN unnest($1::int[], $2::bigint[]) AS b(p, e) ON e.partition = b.p WHERE b.p IS NULL OR e.\"offset\" < 0 OR e.\"offset\" >= b.e", endPs, ends).Scan(&outside); err != nil {
+			h.t.Fatal(err)
+		}
+		if outside != 0 {
+			h.t.Errorf("%s: %d rows at positions never produced", table, outside)
 		}
 		var n, distinct, atInvalid int
 		if err := h.conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM "+h.schema+"."+table).Scan(&n, &distinct); err != nil {
@@ -123,8 +155,13 @@ func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
 			if d.Headers[dlq.HeaderError] == "" || d.Headers[dlq.HeaderErrorCode] == "" || d.Headers[dlq.HeaderSourceTopic] != topic {
 				h.t.Errorf("%s.dlq: record without its reason or source: %v", topic, d.Headers)
 			}
-			p, _ := strconv.ParseInt(d.Headers[dlq.HeaderSourcePartition], 10, 32)
-			o, _ := strconv.ParseInt(d.Headers[dlq.HeaderSourceOffset], 10, 64)
+			p, perr := strconv.ParseInt(d.Headers[dlq.HeaderSourcePartition], 10, 32)
+			o, oerr := strconv.ParseInt(d.Headers[dlq.HeaderSourceOffset], 10, 64)
+			if perr != nil || oerr != nil {
+				h.t.Errorf("%s.dlq: record without a readable source position: %v", topic, d.Headers)
+				f.DLQUnexpected++
+				continue
+			}
 			seen[position{int32(p), o}]++
 		}
 		for pos, n := range seen {
@@ -162,8 +199,11 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 	}
 	defer adm.Close()
 	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
-		h.t.Fatal(err)
+		h.t.Fatalf("listing the end offsets of %s: %v", topic, err)
 	}
 	left := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {

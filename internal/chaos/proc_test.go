@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/streamjoin/streamjoin/internal/devenv"
+	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
 // proc is one streamjoin process.
@@ -112,9 +113,17 @@ func (p *proc) stop(t *testing.T, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	p.signal(t, syscall.SIGTERM)
+	return p.waitExit(t, start, limit)
+}
+
+// waitExit waits for p, sent SIGTERM at start, to exit with status 0 within
+// limit of start, and returns how long it took. On a timeout it dumps p's
+// goroutines and fails the test.
+func (p *proc) waitExit(t *testing.T, start time.Time, limit time.Duration) time.Duration {
+	t.Helper()
 	select {
 	case <-p.done:
-	case <-time.After(limit):
+	case <-time.After(time.Until(start.Add(limit))):
 		// Ask the Go runtime for every goroutine's stack, to see where it
 		// is stuck.
 		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
@@ -131,10 +140,15 @@ func (p *proc) stop(t *testing.T, limit time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// logHas reports whether the process logged a message containing msg.
-func (p *proc) logHas(msg string) bool {
-	b, _ := os.ReadFile(p.log)
-	return strings.Contains(string(b), msg)
+// stayAlive requires p to keep running for d; it fails the test the moment
+// p exits.
+func (p *proc) stayAlive(t *testing.T, d time.Duration, during string) {
+	t.Helper()
+	select {
+	case <-p.done:
+		t.Fatalf("%s exited during %s: %v", p.name, during, p.err)
+	case <-time.After(d):
+	}
 }
 
 // logCount counts log lines containing msg.
@@ -167,24 +181,34 @@ func get(url string, timeout time.Duration) (int, string, []byte, error) {
 	return resp.StatusCode, resp.Header.Get("Content-Type"), b, err
 }
 
-// metric reads one sample of the process's /metrics, or -1.
-func (p *proc) metric(name string, labels ...string) float64 {
-	_, _, body, err := get(p.base+"/metrics", 5*time.Second)
+// metrics scrapes p's /metrics; a failed scrape fails the test.
+func (p *proc) metrics(t *testing.T) testenv.Metrics {
+	t.Helper()
+	m, err := testenv.ScrapeMetrics(p.base+"/metrics", 5*time.Second)
 	if err != nil {
-		return -1
+		t.Fatalf("%s: %v", p.name, err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
+	return m
+}
+
+// waitMetrics scrapes p's /metrics until ok accepts it, and fails the test
+// with ok's last error if limit passes or p exits first.
+func (p *proc) waitMetrics(t *testing.T, limit time.Duration, ok func(testenv.Metrics) error) {
+	t.Helper()
+	var last error
+	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
+		m, err := testenv.ScrapeMetrics(p.base+"/metrics", 5*time.Second)
+		if err == nil {
+			err = ok(m)
 		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(line, l)
+		if last = err; last == nil {
+			return
 		}
-		if ok {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			return v
+		if !p.alive() {
+			t.Fatalf("%s exited (%v) while waiting on its metrics: %v", p.name, p.err, last)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: after %s: %v", p.name, limit, last)
 		}
 	}
-	return 0
 }

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamjoin/streamjoin/internal/workload"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
 type position struct {
@@ -26,6 +27,16 @@ type stream struct {
 	ends    map[string]map[int32]int64 // topic → partition → end offset
 	invalid map[string]map[position]bool
 	valid   map[string]int
+}
+
+// ended reports whether the producer has finished.
+func (s *stream) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func topicOf(k workload.Kind) string {
