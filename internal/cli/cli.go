@@ -47,6 +47,7 @@ YAML file given by --config (keys are the flag names).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(flagParseError) // inherited by every command
 	root.AddCommand(newRunCmd(), newDevCmd(), newProduceCmd(), newMigrateCmd(), newDLQCmd(), newGenCmd(), newBenchCmd())
 	return root
 }
@@ -55,7 +56,9 @@ YAML file given by --config (keys are the flag names).`,
 // apply the environment and the config file to the flags left unset, build
 // the logger, run validate (nil: none), then run. Flags carry the defaults,
 // so validate sees what was asked for: an explicit 0 fails rather than
-// silently becoming a default.
+// silently becoming a default. A validate error whose lines start with a
+// flag's name (as the components' Validate methods do) is reported with the
+// flag, its variable and where the value came from.
 func withConfig(cmd *cobra.Command, validate func() error, run func(cmd *cobra.Command, logger *slog.Logger) error) {
 	var (
 		configPath string
@@ -66,16 +69,17 @@ func withConfig(cmd *cobra.Command, validate func() error, run func(cmd *cobra.C
 	documentEnv(cmd.Flags())
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := applyConfig(cmd.Flags(), configPath); err != nil {
+		from, err := applyConfig(cmd.Flags(), configPath)
+		if err != nil {
 			return err
 		}
 		logger, err := logCfg.logger()
 		if err != nil {
-			return err
+			return fmt.Errorf("invalid configuration: %w", nameSettings(cmd.Flags(), from, err))
 		}
 		if validate != nil {
 			if err := validate(); err != nil {
-				return fmt.Errorf("invalid configuration: %w", err)
+				return fmt.Errorf("invalid configuration: %w", nameSettings(cmd.Flags(), from, err))
 			}
 		}
 		return run(cmd, logger)
