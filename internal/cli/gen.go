@@ -7,23 +7,24 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
 func newGenCmd() *cobra.Command {
 	var (
 		w         workload.Config
-		brokers   []string
+		kc        kafka.Config
 		userTopic string
 		orgTopic  string
 		out       string
 		rate      int
+		timeout   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "gen",
@@ -38,17 +39,26 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 	}
 	fs := cmd.Flags()
 	workloadFlags(fs, &w)
-	fs.StringSliceVar(&brokers, "brokers", nil, "Kafka seed brokers to produce to")
+	kafkaFlags(fs, &kc, nil)
 	fs.StringVar(&userTopic, "user-topic", "user_events", "topic of user events")
 	fs.StringVar(&orgTopic, "org-topic", "org_events", "topic of organization events")
 	fs.StringVar(&out, "out", "", "directory to write NDJSON files to, instead of producing")
 	fs.IntVar(&rate, "rate", 0, "target events/s when producing (0: as fast as possible)")
+	deliveryTimeoutFlag(fs, &timeout)
 	validate := func() error {
-		if (len(brokers) == 0) == (out == "") {
+		if (len(kc.Brokers) == 0) == (out == "") {
 			return fmt.Errorf("brokers or out: give exactly one")
 		}
 		if rate < 0 {
 			return fmt.Errorf("rate %d: must not be negative", rate)
+		}
+		if out == "" {
+			if err := validateDeliveryTimeout(timeout); err != nil {
+				return err
+			}
+			if err := kc.Validate(); err != nil {
+				return err
+			}
 		}
 		return w.WithDefaults().Validate()
 	}
@@ -62,7 +72,11 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 		if out != "" {
 			n, err = genFiles(g, out, topic)
 		} else {
-			n, err = genKafka(cmd.Context(), g, brokers, topic, rate)
+			var conn *kafka.Connector
+			if conn, err = kafka.New(kc, commandKafkaLogger(logger), nil); err != nil {
+				return err
+			}
+			n, err = genKafka(cmd.Context(), g, conn, topic, rate, timeout)
 		}
 		if err != nil {
 			return err
@@ -110,20 +124,24 @@ func genFiles(g *workload.Generator, dir string, topic map[workload.Kind]string)
 	}
 }
 
-func genKafka(ctx context.Context, g *workload.Generator, brokers []string, topic map[workload.Kind]string, rate int) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(30*time.Second))
+// genKafka produces g's records at rate events/s (0: as fast as possible)
+// and waits for every acknowledgement. It stops at the first failed record
+// (a record unacknowledged after timeout fails) and returns how many
+// records it generated and that error.
+func genKafka(ctx context.Context, g *workload.Generator, conn *kafka.Connector, topic map[workload.Kind]string, rate int, timeout time.Duration) (int, error) {
+	cl, err := conn.NewClient("gen", kgo.RecordDeliveryTimeout(timeout))
 	if err != nil {
-		return 0, fmt.Errorf("brokers: %w", err)
+		return 0, err
 	}
 	defer cl.Close()
-	var mu sync.Mutex
-	var firstErr error
+	p := newFailFast(ctx, cl)
+	defer p.Close()
 	n := 0
 	perTick, next := 1000, time.Now()
 	if rate > 0 {
 		perTick = max(1, rate/100)
 	}
-	for more := true; more && ctx.Err() == nil; {
+	for more := true; more && ctx.Err() == nil && p.Err() == nil; {
 		for i := 0; i < perTick; i++ {
 			r, ok := g.Next()
 			if !ok {
@@ -131,23 +149,18 @@ func genKafka(ctx context.Context, g *workload.Generator, brokers []string, topi
 				break
 			}
 			n++
-			cl.Produce(ctx, &kgo.Record{Topic: topic[r.Kind], Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			})
+			p.Produce(ctx, &kgo.Record{Topic: topic[r.Kind], Key: r.Key, Value: r.Value}, func(*kgo.Record, error) {})
 		}
 		if rate > 0 {
 			next = next.Add(10 * time.Millisecond)
 			time.Sleep(time.Until(next))
 		}
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return n, fmt.Errorf("producing: %w", err)
+	if err := p.Flush(ctx); err != nil {
+		return n, fmt.Errorf("producing to %v: %w", conn.Brokers(), err)
 	}
-	return n, firstErr
+	if err := p.Err(); err != nil {
+		return n, fmt.Errorf("producing to %v: %w", conn.Brokers(), err)
+	}
+	return n, nil
 }
