@@ -37,12 +37,24 @@ func TestGenCommand(t *testing.T) {
 			t.Errorf("%s has %d lines, want at least %d", name, n, min)
 		}
 	}
-	again := t.TempDir()
-	run("gen", "--out", again, "--events", "1000", "--org-events", "50", "--invalid", "0.05", "--seed", "3")
-	a, _ := os.ReadFile(filepath.Join(dir, "user_events.ndjson"))
-	b, _ := os.ReadFile(filepath.Join(again, "user_events.ndjson"))
-	if !bytes.Equal(a, b) {
-		t.Error("the same --seed wrote a different stream")
+	// The same seed writes the same stream; another seed, another stream
+	// (so that the comparison can fail).
+	read := func(dir string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, "user_events.ndjson"))
+		if err != nil || len(b) == 0 {
+			t.Fatalf("reading what gen wrote: %d bytes, %v", len(b), err)
+		}
+		return b
+	}
+	for seed, same := range map[string]bool{"3": true, "4": false} {
+		again := t.TempDir()
+		if out, errOut, code := run("gen", "--out", again, "--events", "1000", "--org-events", "50", "--invalid", "0.05", "--seed", seed); code != 0 {
+			t.Fatalf("gen --out --seed %s = %d\n%s%s", seed, code, out, errOut)
+		}
+		if bytes.Equal(read(dir), read(again)) != same {
+			t.Errorf("--seed %s after --seed 3: same stream = %v, want %v", seed, !same, same)
+		}
 	}
 
 	broker, _ := testenv.Kafka(t, kfake.SeedTopics(2, "user_events", "org_events"))
