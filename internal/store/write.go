@@ -77,12 +77,12 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 // user_events and org_events, in tx.
 func AppendRawTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	if len(b.Users) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"user_events"}, userEventCols, userEventRows(b.UserTopic, b.Users)); err != nil {
+		if err := copyBinary(ctx, tx, "user_events", userEventCols, len(b.Users), encodeUserEvents(b.UserTopic, b.Users)); err != nil {
 			return fmt.Errorf("copying user_events: %w", err)
 		}
 	}
 	if len(b.Orgs) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"org_events"}, orgEventCols, orgEventRows(b.OrgTopic, b.Orgs)); err != nil {
+		if err := copyBinary(ctx, tx, "org_events", orgEventCols, len(b.Orgs), encodeOrgEvents(b.OrgTopic, b.Orgs)); err != nil {
 			return fmt.Errorf("copying org_events: %w", err)
 		}
 	}
@@ -98,7 +98,7 @@ func AppendRawTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 func UpsertStateTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	if len(b.Users) > 0 {
 		users := event.LatestUsers(b.Users)
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_users"}, stageUserCols, stageUserRows(users)); err != nil {
+		if err := copyBinary(ctx, tx, "stage_users", stageUserCols, len(users), encodeStageUsers(users)); err != nil {
 			return fmt.Errorf("staging users: %w", err)
 		}
 		if _, err := tx.Exec(ctx, sqlUpsertUsers); err != nil {
@@ -107,7 +107,7 @@ func UpsertStateTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	}
 	if len(b.Orgs) > 0 {
 		orgs := event.LatestOrgs(b.Orgs)
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stage_orgs"}, stageOrgCols, stageOrgRows(orgs)); err != nil {
+		if err := copyBinary(ctx, tx, "stage_orgs", stageOrgCols, len(orgs), encodeStageOrgs(orgs)); err != nil {
 			return fmt.Errorf("staging organizations: %w", err)
 		}
 		if _, err := tx.Exec(ctx, sqlUpsertOrgs); err != nil {
