@@ -62,11 +62,17 @@ func TestGeneratorShape(t *testing.T) {
 	}
 
 	// Same seed, same stream.
-	again, _ := generate(t, cfg)
+	again, wantAgain := generate(t, cfg)
+	if len(again) != len(recs) {
+		t.Fatalf("the same seed gave %d records, then %d", len(recs), len(again))
+	}
 	for i := range recs {
 		if string(recs[i].Key) != string(again[i].Key) || string(recs[i].Value) != string(again[i].Value) {
 			t.Fatalf("the same seed gave a different record %d", i)
 		}
+	}
+	if diff := cmp.Diff(want, wantAgain); diff != "" {
+		t.Errorf("the same seed gave a different expected state (-first +second):\n%s", diff)
 	}
 }
 
