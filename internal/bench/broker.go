@@ -31,7 +31,7 @@ func newBroker(logger *slog.Logger) (*broker, error) {
 		return nil, fmt.Errorf("starting kfake: %w", err)
 	}
 	addr := c.ListenAddrs()[0]
-	kc, err := kafka.New(kafka.Config{Brokers: []string{addr}, ClientID: "streamjoin-bench"}, slog.New(atLeast{logger.Handler(), slog.LevelWarn}), nil)
+	kc, err := kafka.New(kafka.Config{Brokers: []string{addr}, ClientID: "streamjoin-bench"}, logger, nil)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -40,25 +40,6 @@ func newBroker(logger *slog.Logger) (*broker, error) {
 }
 
 func (k *broker) close() { k.cluster.Close() }
-
-// atLeast passes on only records at level or above: the benchmark's Kafka
-// clients report their problems, not their routine.
-type atLeast struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level && h.Handler.Enabled(ctx, l)
-}
-
-func (h atLeast) WithAttrs(as []slog.Attr) slog.Handler {
-	return atLeast{h.Handler.WithAttrs(as), h.level}
-}
-
-func (h atLeast) WithGroup(name string) slog.Handler {
-	return atLeast{h.Handler.WithGroup(name), h.level}
-}
 
 // firstError keeps the first error it is given; it is goroutine-safe, for
 // produce callbacks.

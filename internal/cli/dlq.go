@@ -51,7 +51,7 @@ func (f *dlqFlags) connector(logger *slog.Logger) (*kafka.Connector, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "streamjoin-dlq"
 	}
-	return kafka.New(cfg, commandKafkaLogger(logger), nil)
+	return kafka.New(cfg, logger.With("component", "kafka"), nil)
 }
 
 func newDLQListCmd() *cobra.Command {

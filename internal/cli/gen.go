@@ -73,7 +73,7 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 			n, err = genFiles(g, out, topic)
 		} else {
 			var conn *kafka.Connector
-			if conn, err = kafka.New(kc, commandKafkaLogger(logger), nil); err != nil {
+			if conn, err = kafka.New(kc, logger.With("component", "kafka"), nil); err != nil {
 				return err
 			}
 			n, err = genKafka(cmd.Context(), g, conn, topic, rate, timeout)

@@ -62,7 +62,7 @@ func newProduceCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("file %s: %w", path, err)
 		}
-		conn, err := kafka.New(kc, commandKafkaLogger(logger), nil)
+		conn, err := kafka.New(kc, logger.With("component", "kafka"), nil)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // Config is how to reach the cluster. The zero value is not usable: Brokers
@@ -65,7 +64,7 @@ type Connector struct {
 }
 
 // New validates cfg and returns a Connector. logger receives franz-go's logs
-// (nil: discarded); reg, if not nil, receives each client's kprom metrics,
+// (nil: discarded), its info and debug one level down (newLogger); reg, if not nil, receives each client's kprom metrics,
 // labelled client="<role>".
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Connector, error) {
 	cfg = cfg.WithDefaults()
@@ -92,7 +91,7 @@ func (c *Connector) Opts(role string, opts ...kgo.Opt) []kgo.Opt {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID(c.cfg.ClientID),
-		kgo.WithLogger(kslog.New(c.log.With("kafka_client", role))),
+		kgo.WithLogger(newLogger(c.log.With("kafka_client", role))),
 	}
 	return append(base, opts...)
 }
