@@ -11,26 +11,22 @@ import (
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
-// pending is one poll on its way to PostgreSQL: decoded, its dead letters
-// acknowledged, and its transactions running or done.
+// pending is one poll, or a lane's share of it, on its way to PostgreSQL:
+// decoded, and its dead letters acknowledged.
 type pending struct {
-	b    *store.Batch // the commit's goroutine owns it once commit starts
-	gens map[store.TopicPartition]int64
-	dead []*kgo.Record
-	// next is where the batch leaves its partitions, fixed before the
-	// commit starts, for preparing the batch after it.
-	next    map[store.TopicPartition]int64
+	b       *store.Batch // the lane owns it once submitted
+	gens    map[store.TopicPartition]int64
+	dead    []*kgo.Record
 	started time.Time
-	done    chan error // the commit's result, once
 }
 
 // prepare turns one poll into a batch: it decodes the records and produces
 // the dead letters, acknowledged, before any transaction can move the offset
 // past them; those a crashed predecessor already produced are not produced
-// again. expect gives the next offset of partitions whose previous batch is
-// still being committed. It returns nil when nothing is left to commit, and
-// an error only when ctx ends first.
-func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches, inflight *pending) (*pending, error) {
+// again. A partition whose previous batch is still queued or committing
+// continues from where that batch leaves it. It returns nil when nothing is
+// left to commit, and an error only when ctx ends first.
+func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) (*pending, error) {
 	started := time.Now()
 	b := &store.Batch{UserTopic: c.cfg.UserTopic, OrgTopic: c.cfg.OrgTopic}
 	var dead []*kgo.Record
@@ -40,9 +36,10 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 	c.mu.Lock()
 	owned := make(map[store.TopicPartition]partState, len(c.owned))
 	for tp, st := range c.owned {
-		// Where the batch in flight leaves the partition, unless the
+		// Where the last batch submitted leaves the partition, unless the
 		// partition was claimed again since it was prepared.
-		if next, ok := inflight.nextFor(tp, st.gen); ok {
+		if pr, ok := c.prepared[tp]; ok && pr.gen == st.gen {
+			next := pr.next
 			st.next = &next
 		}
 		owned[tp] = st
@@ -110,26 +107,7 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 			return nil, nil
 		}
 	}
-	return &pending{b: b, gens: gens, dead: dead, next: nextOffsets(b), started: started, done: make(chan error, 1)}, nil
-}
-
-// nextFor returns where p leaves tp, if p is not nil and was prepared under
-// generation gen.
-func (p *pending) nextFor(tp store.TopicPartition, gen int64) (int64, bool) {
-	if p == nil || p.gens[tp] != gen {
-		return 0, false
-	}
-	next, ok := p.next[tp]
-	return next, ok
-}
-
-// nextOffsets returns the offsets b leaves its partitions at.
-func nextOffsets(b *store.Batch) map[store.TopicPartition]int64 {
-	m := make(map[store.TopicPartition]int64, len(b.Offsets))
-	for _, a := range b.Offsets {
-		m[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = a.To
-	}
-	return m
+	return &pending{b: b, gens: gens, dead: dead, started: started}, nil
 }
 
 func dropPartitions(b *store.Batch, tps []store.TopicPartition) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/dlq"
@@ -174,4 +175,25 @@ func (e *env) checkDLQ(t *testing.T, topic string, recs []*rec, exact bool) {
 	if exact && len(dl) != len(want) {
 		t.Errorf("%s.dlq holds %d records, want exactly %d", topic, len(dl), len(want))
 	}
+}
+
+// endOffsets returns the sum of topic's end offsets: how many records it
+// holds, as nothing here deletes any.
+func (e *env) endOffsets(t *testing.T, topic string) int64 {
+	t.Helper()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ends.Error(); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
 }

@@ -85,6 +85,7 @@ func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartit
 	for _, tp := range tps {
 		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] {
 			delete(c.owned, tp)
+			delete(c.prepared, tp)
 			if c.assigned[tp] {
 				c.reclaim[tp] = time.Now()
 			}

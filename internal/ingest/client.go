@@ -76,6 +76,7 @@ func (c *Consumer) forget(parts map[string][]int32) {
 			delete(c.owned, tp)
 			delete(c.assigned, tp)
 			delete(c.reclaim, tp)
+			delete(c.prepared, tp)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,22 +12,6 @@ import (
 	"github.com/streamjoin/streamjoin/internal/retry"
 	"github.com/streamjoin/streamjoin/internal/store"
 )
-
-// commit writes p in the background and, once it committed, records it
-// (finish) at once, even if no further poll comes; the result arrives on
-// p.done; a failure also cancels the polling loop through failed.
-func (c *Consumer) commit(ctx context.Context, p *pending, lag *lagCommitter, failed context.CancelCauseFunc) {
-	go func() {
-		err := c.writeParallel(ctx, p.b, p.gens)
-		if err == nil {
-			c.finish(p, lag)
-		}
-		p.done <- err
-		if err != nil {
-			failed(err)
-		}
-	}()
-}
 
 // finish records what p committed: the new stored offsets, the Kafka copy
 // for lag tools, and the metrics.
@@ -66,37 +49,6 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 	c.metrics.batches.Inc()
 	c.metrics.batchSeconds.Observe(time.Since(p.started).Seconds())
 	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(p.dead), "took", time.Since(p.started))
-}
-
-// writeParallel splits b by partition among the configured writers, each
-// committing its share in its own transaction, and waits for all of them.
-// Partitions never share a writer's transaction with another writer's, so
-// their offset rows never conflict; rows of one user arriving on several
-// partitions stay right because every upsert compares event times, and
-// sorted upserts keep concurrent writers from deadlocking. On return, b
-// holds what was committed (fenced partitions removed).
-func (c *Consumer) writeParallel(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
-	subs := b.Split(c.cfg.Writers)
-	if len(subs) == 1 {
-		return c.write(ctx, b, gens)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(subs))
-	for i, sub := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.write(ctx, sub, gens)
-		}()
-	}
-	wg.Wait()
-	*b = store.Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
-	for _, sub := range subs {
-		b.Users = append(b.Users, sub.Users...)
-		b.Orgs = append(b.Orgs, sub.Orgs...)
-		b.Offsets = append(b.Offsets, sub.Offsets...)
-	}
-	return errors.Join(errs...)
 }
 
 // write commits b. It retries conflicts at once and transport failures with

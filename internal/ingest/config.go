@@ -39,8 +39,9 @@ type Config struct {
 	// FetchMaxBytes bounds one fetch response, which bounds the memory
 	// records waiting to be processed take. Default 8 MiB.
 	FetchMaxBytes int
-	// Writers is how many transactions commit one batch in parallel, each
-	// for its own share of the partitions. Default 2.
+	// Writers is how many lanes commit batches in parallel, each its own
+	// share of the partitions (partition mod Writers), one transaction at a
+	// time and in order. Default 2.
 	Writers int
 	// MaxValueBytes rejects larger record values. Default 1 MiB.
 	MaxValueBytes int

@@ -23,11 +23,13 @@ type Writer interface {
 
 // Consumer is the ingest pipeline: one consumer group member that polls both
 // topics and commits each poll to PostgreSQL together with the offsets it
-// covers, split by partition among Config.Writers transactions. Offsets live
+// covers, split by partition among Config.Writers lanes (lanes.go), each
+// committing its share in its own transaction. Offsets live
 // in PostgreSQL; on assignment the consumer claims its partitions there
 // (which fences out their previous owner) and resumes from the stored
 // offsets, which makes the effect exactly-once without Kafka transactions.
-// One batch commits while the next is polled, decoded and dead-lettered.
+// Batches commit in the lanes while the next ones are polled, decoded and
+// dead-lettered.
 //
 // Create it with New and call Run once. Joined is safe to call from any
 // goroutine.
@@ -42,9 +44,10 @@ type Consumer struct {
 	joined atomic.Bool
 
 	mu       sync.Mutex
-	owned    map[store.TopicPartition]partState // the partitions this member has claimed
-	assigned map[store.TopicPartition]bool      // the partitions Kafka assigns this member
-	reclaim  map[store.TopicPartition]time.Time // fenced, yet still assigned: claim again (since when)
+	owned    map[store.TopicPartition]partState  // the partitions this member has claimed
+	assigned map[store.TopicPartition]bool       // the partitions Kafka assigns this member
+	reclaim  map[store.TopicPartition]time.Time  // fenced, yet still assigned: claim again (since when)
+	prepared map[store.TopicPartition]preparedAt // where the newest batch submitted leaves a partition
 }
 
 // New validates cfg and returns a Consumer that reaches Kafka through conn
@@ -67,6 +70,7 @@ func New(cfg Config, conn *kafka.Connector, st Writer, metrics *Metrics, logger 
 		owned:    make(map[store.TopicPartition]partState),
 		assigned: make(map[store.TopicPartition]bool),
 		reclaim:  make(map[store.TopicPartition]time.Time),
+		prepared: make(map[store.TopicPartition]preparedAt),
 	}, nil
 }
 
@@ -132,28 +136,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer func() { stopLag(); <-lagDone }()
 	c.log.Info("consuming", "brokers", c.conn.Brokers(), "group", c.cfg.Group, "topics", []string{c.cfg.UserTopic, c.cfg.OrgTopic})
 
-	// One batch commits while the next is polled, decoded and
-	// dead-lettered, so PostgreSQL and this process work at the same time.
-	// Allowing a rebalance while a batch commits is safe: a successor's
-	// claim waits for that transaction's row locks, and a batch of a
-	// partition claimed since is fenced.
-	var inflight *pending
+	// Batches commit in the writers' lanes while the next ones are polled,
+	// decoded and dead-lettered, so PostgreSQL and this process work at the
+	// same time. Allowing a rebalance while batches commit is safe: a
+	// successor's claim waits for a transaction's row locks, and a batch of
+	// a partition claimed since is fenced.
+	//
 	// A commit that fails for good ends the loop at once, even while the
 	// poll waits for records that may never come.
 	loop, failed := context.WithCancelCause(ctx)
 	defer failed(nil)
-	wait := func() error {
-		if inflight == nil {
-			return nil
-		}
-		err := <-inflight.done
-		inflight = nil
-		return err
-	}
+	ls := c.startLanes(work, lag, failed)
 	stop := func(err error) error {
 		cl.AllowRebalance()
+		// The batches queued may finish; records polled after shutdown
+		// began are not processed and will be read again.
+		err = errors.Join(err, ls.close())
 		if err != nil && work.Err() != nil {
-			c.log.Warn("shutdown timeout: batch in flight abandoned; it will be read again", "err", err)
+			c.log.Warn("shutdown timeout: batches in flight abandoned; they will be read again", "err", err)
 			return nil
 		}
 		return err
@@ -163,9 +163,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		fetches := cl.PollRecords(pollCtx, c.cfg.MaxPollRecords)
 		cancelPoll()
 		if fetches.IsClientClosed() || loop.Err() != nil {
-			// The batch in flight may finish; records polled after
-			// shutdown began are not processed and will be read again.
-			return stop(wait())
+			return stop(nil)
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) {
@@ -173,16 +171,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		})
 		if fetches.NumRecords() > 0 {
-			next, err := c.prepare(work, cl, fetches, inflight)
-			if werr := wait(); werr != nil {
-				return stop(werr)
-			}
+			next, err := c.prepare(work, cl, fetches)
 			if err != nil {
 				return stop(err)
 			}
 			if next != nil {
-				c.commit(work, next, lag, failed)
-				inflight = next
+				c.recordPrepared(next.b)
+				if err := ls.submit(loop, next); err != nil {
+					return stop(nil) // the loop ended while a lane was full
+				}
 			}
 		}
 		if err := c.reclaimPending(work, cl); err != nil {

@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/ingest"
 	"github.com/streamjoin/streamjoin/internal/store"
@@ -146,18 +144,7 @@ func TestReplacedMemberProducesNoDeadLetters(t *testing.T) {
 	// was going to produce is acknowledged once Run has returned. (It would
 	// claim the partition again only after a session timeout, 45 s.)
 	stop()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(e.broker))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(context.Background(), "user_events.dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	produced := int64(0)
-	ends.Each(func(o kadm.ListedOffset) { produced += o.Offset })
-	if produced != 0 {
+	if produced := e.endOffsets(t, "user_events.dlq"); produced != 0 {
 		t.Errorf("the replaced member produced %d dead letters after its successor's claim; want 0 (the batch has %d)", produced, invalid)
 	}
 }
