@@ -1,21 +1,15 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,99 +83,6 @@ func setupWith(t *testing.T, opts setupOpts) *httptest.Server {
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts
-}
-
-// countingUsers counts the queries and names that reach the real store.
-// Until release is closed, each query waits for it, holding its lookup
-// slot, so that requests arriving meanwhile queue behind the busy slots as
-// they do under load.
-type countingUsers struct {
-	api.Users
-	queries atomic.Int64
-	names   atomic.Int64
-	release chan struct{}
-}
-
-func (c *countingUsers) UsersByNames(ctx context.Context, names []string, limit int) (map[string][]store.Profile, error) {
-	c.queries.Add(1)
-	c.names.Add(int64(len(names)))
-	<-c.release
-	return c.Users.UsersByNames(ctx, names, limit)
-}
-
-// TestConcurrentGetsEachGetTheirOwnAnswer sends many concurrent requests
-// for different names through the API, checks that their lookups merged
-// into fewer queries than requests, and checks each response against its
-// own name.
-func TestConcurrentGetsEachGetTheirOwnAnswer(t *testing.T) {
-	t.Parallel()
-	counter := &countingUsers{release: make(chan struct{})}
-	var entered atomic.Int64
-	ts := setupWith(t, setupOpts{
-		cfg: api.Config{LookupTimeout: time.Minute},
-		wrapUsers: func(u api.Users) api.Users {
-			counter.Users = u
-			return counter
-		},
-		wrapHandler: func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				entered.Add(1)
-				h.ServeHTTP(w, r)
-			})
-		},
-	})
-	want := map[string]int{"Snake": 2, "Big%20Boss": 1, "Zo%C3%AB": 1, "100%25": 1, "a_b": 1, "a%25": 0, "Gone": 0, "Nobody": 0}
-	var paths []string
-	for p := range want {
-		paths = append(paths, p)
-	}
-	type reply struct {
-		path  string
-		code  int
-		users []map[string]any
-		err   error
-	}
-	const requests = 400
-	replies := make(chan reply, requests)
-	for i := range requests {
-		go func() {
-			p := paths[i%len(paths)]
-			r := reply{path: p}
-			resp, err := http.Get(ts.URL + "/users/" + p)
-			if r.err = err; err == nil {
-				r.code = resp.StatusCode
-				r.err = json.NewDecoder(resp.Body).Decode(&r.users)
-				resp.Body.Close()
-			}
-			replies <- r
-		}()
-	}
-	// Hold the first queries until every request is in the handler.
-	for deadline := time.Now().Add(30 * time.Second); entered.Load() < requests; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Errorf("only %d of %d requests reached the handler", entered.Load(), requests)
-			break
-		}
-	}
-	close(counter.release)
-	for range requests {
-		r := <-replies
-		if r.err != nil || r.code != http.StatusOK || len(r.users) != want[r.path] {
-			t.Errorf("GET /users/%s = %d with %d users (%v), want 200 with %d", r.path, r.code, len(r.users), r.err, want[r.path])
-			continue
-		}
-		name, _ := url.PathUnescape(r.path)
-		for _, u := range r.users {
-			if u["username"] != name {
-				t.Errorf("GET /users/%s returned user %v: another request's answer", r.path, u["username"])
-			}
-		}
-	}
-	q, n := counter.queries.Load(), counter.names.Load()
-	t.Logf("%d requests, %d queries, %d names queried", requests, q, n)
-	if q < 1 || q >= requests/4 {
-		t.Errorf("%d requests made %d queries, want at least 1 and fewer than %d: lookups did not merge", requests, q, requests/4)
-	}
 }
 
 func get(t *testing.T, url string) (int, string, string) {
@@ -349,60 +250,5 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("New(%+v) = %v, want an error naming %s", tt.cfg, err, tt.want)
 		}
-	}
-}
-
-// lockedBuffer is a goroutine-safe log sink.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// panickingUsers is the real store, except that a lookup of "boom" panics.
-type panickingUsers struct{ api.Users }
-
-func (p panickingUsers) UsersByNames(ctx context.Context, names []string, limit int) (map[string][]store.Profile, error) {
-	if slices.Contains(names, "boom") {
-		var m map[string]int
-		m["boom"]++ // a nil map write: a bug
-	}
-	return p.Users.UsersByNames(ctx, names, limit)
-}
-
-// TestPanicIsA500: a panic in a lookup, and one in a handler (here /ready's
-// joined check, panicking with a value that looks like a network outage),
-// answer 500 problem+json, are logged with the panic, and leave the server
-// serving.
-func TestPanicIsA500(t *testing.T) {
-	t.Parallel()
-	var logs lockedBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	joined := func() bool { panic(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}) }
-	ts := setupWith(t, setupOpts{wrapUsers: func(u api.Users) api.Users { return panickingUsers{u} }, joined: joined, logger: logger})
-
-	checkProblem(t, "GET", ts.URL+"/users/boom", http.StatusInternalServerError)
-	checkProblem(t, "GET", ts.URL+"/ready", http.StatusInternalServerError)
-	for _, want := range []string{
-		"status=500", "user lookup panicked: assignment to entry in nil map",
-		"handler panicked: dial tcp: connection refused",
-	} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, logs.String())
-		}
-	}
-	if code, _, body := get(t, ts.URL+"/users/Snake"); code != http.StatusOK {
-		t.Errorf("after the panics: GET /users/Snake = %d %s, want 200", code, body)
 	}
 }
