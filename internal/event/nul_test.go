@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/streamjoin/streamjoin/internal/event"
@@ -39,7 +40,7 @@ func TestNULCharacter(t *testing.T) {
 			continue
 		}
 		var ee *event.Error
-		if !errors.As(err, &ee) || ee.Code != event.CodeNULCharacter || ee.Msg[:len(tc.field)+1] != tc.field+" " {
+		if !errors.As(err, &ee) || ee.Code != event.CodeNULCharacter || !strings.HasPrefix(ee.Msg, tc.field+" ") {
 			t.Errorf("%s: err = %v, want %s naming %s", tc.name, err, event.CodeNULCharacter, tc.field)
 		}
 	}
