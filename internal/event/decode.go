@@ -52,6 +52,9 @@ func reject(code Code, format string, args ...any) *Error {
 // use NewDecoder. A Decoder is immutable and safe to share between goroutines.
 type Decoder struct {
 	maxValueBytes int
+	// reference turns the fast paths off, leaving encoding/json and
+	// time.Parse alone: the oracle of the differential tests.
+	reference bool
 }
 
 // NewDecoder returns a Decoder that rejects values over maxValueBytes
@@ -73,6 +76,12 @@ type userJSON struct {
 	ReceivedAt       *string `json:"received_at"`
 }
 
+// userFields are userJSON's field names, in order; orgFields orgJSON's.
+var (
+	userFields = [...]string{"id", "event_type", "username", "user_email", "user_type", "organization_name", "received_at"}
+	orgFields  = [...]string{"organization_key", "organization_name", "organization_tier", "created_at"}
+)
+
 type orgJSON struct {
 	OrganizationKey  *string `json:"organization_key"`
 	OrganizationName *string `json:"organization_name"`
@@ -84,11 +93,20 @@ type orgJSON struct {
 // rejected. On failure the error is always an *Error.
 func (d *Decoder) User(value []byte, pos Position) (User, error) {
 	var raw userJSON
-	if err := d.unmarshal(value, &raw); err != nil {
+	object, err := d.envelope(value)
+	if err != nil {
 		return User{}, err
 	}
+	fields := [...]**string{&raw.ID, &raw.EventType, &raw.Username, &raw.UserEmail, &raw.UserType, &raw.OrganizationName, &raw.ReceivedAt}
+	if d.reference || !decodeFlat(object, userFields[:], fields[:]) {
+		std := new(userJSON)
+		if err := d.unmarshal(value, std); err != nil {
+			return User{}, err
+		}
+		raw = *std
+	}
 	if mayHoldNUL(value) {
-		if err := noNUL([]string{"id", "event_type", "username", "user_email", "user_type", "organization_name", "received_at"},
+		if err := noNUL(userFields[:],
 			raw.ID, raw.EventType, raw.Username, raw.UserEmail, raw.UserType, raw.OrganizationName, raw.ReceivedAt); err != nil {
 			return User{}, err
 		}
@@ -111,7 +129,7 @@ func (d *Decoder) User(value []byte, pos Position) (User, error) {
 	default:
 		return User{}, reject(CodeUnknownType, "event_type %q is not one of \"User Created\", \"User Updated\", \"User Deleted\"", truncate(*raw.EventType))
 	}
-	t, err := parseTime("received_at", raw.ReceivedAt)
+	t, err := d.parseTime("received_at", raw.ReceivedAt)
 	if err != nil {
 		return User{}, err
 	}
@@ -126,11 +144,20 @@ func (d *Decoder) User(value []byte, pos Position) (User, error) {
 // Org decodes an org_events value. On failure the error is always an *Error.
 func (d *Decoder) Org(value []byte, pos Position) (Org, error) {
 	var raw orgJSON
-	if err := d.unmarshal(value, &raw); err != nil {
+	object, err := d.envelope(value)
+	if err != nil {
 		return Org{}, err
 	}
+	fields := [...]**string{&raw.OrganizationKey, &raw.OrganizationName, &raw.OrganizationTier, &raw.CreatedAt}
+	if d.reference || !decodeFlat(object, orgFields[:], fields[:]) {
+		std := new(orgJSON)
+		if err := d.unmarshal(value, std); err != nil {
+			return Org{}, err
+		}
+		raw = *std
+	}
 	if mayHoldNUL(value) {
-		if err := noNUL([]string{"organization_key", "organization_name", "organization_tier", "created_at"},
+		if err := noNUL(orgFields[:],
 			raw.OrganizationKey, raw.OrganizationName, raw.OrganizationTier, raw.CreatedAt); err != nil {
 			return Org{}, err
 		}
@@ -138,7 +165,7 @@ func (d *Decoder) Org(value []byte, pos Position) (Org, error) {
 	if raw.OrganizationName == nil || *raw.OrganizationName == "" {
 		return Org{}, reject(CodeMissingField, "organization_name is required")
 	}
-	t, err := parseTime("created_at", raw.CreatedAt)
+	t, err := d.parseTime("created_at", raw.CreatedAt)
 	if err != nil {
 		return Org{}, err
 	}
@@ -166,28 +193,39 @@ func noNUL(names []string, fields ...*string) error {
 	return nil
 }
 
-// unmarshal checks the envelope (size, null, UTF-8, object) and decodes.
-func (d *Decoder) unmarshal(value []byte, into any) error {
+// envelope checks what comes before decoding (null, size, UTF-8, an
+// object) and returns value without its leading whitespace.
+func (d *Decoder) envelope(value []byte) ([]byte, error) {
 	if value == nil {
-		return reject(CodeNullValue, "record value is null")
+		return nil, reject(CodeNullValue, "record value is null")
 	}
 	if len(value) > d.maxValueBytes {
-		return reject(CodeTooLarge, "value is %d bytes, over the limit of %d", len(value), d.maxValueBytes)
+		return nil, reject(CodeTooLarge, "value is %d bytes, over the limit of %d", len(value), d.maxValueBytes)
 	}
 	if !utf8.Valid(value) {
-		return reject(CodeNotUTF8, "value is not valid UTF-8")
+		return nil, reject(CodeNotUTF8, "value is not valid UTF-8")
 	}
 	trimmed := bytes.TrimLeft(value, " \t\r\n")
 	if len(trimmed) == 0 {
-		return reject(CodeMalformedJSON, "value is empty")
+		return nil, reject(CodeMalformedJSON, "value is empty")
 	}
 	if trimmed[0] != '{' {
 		if !json.Valid(trimmed) {
-			return reject(CodeMalformedJSON, "value is not valid JSON")
+			return nil, reject(CodeMalformedJSON, "value is not valid JSON")
 		}
-		return reject(CodeNotObject, "value is a JSON %s, want an object", jsonKind(trimmed[0]))
+		return nil, reject(CodeNotObject, "value is a JSON %s, want an object", jsonKind(trimmed[0]))
 	}
-	if err := unmarshalJSON(value, into); err != nil {
+	return trimmed, nil
+}
+
+// unmarshal decodes value into into with encoding/json's rules and reasons:
+// the slow path, for what decodeFlat is not sure of.
+func (d *Decoder) unmarshal(value []byte, into any) error {
+	decode := unmarshalJSON
+	if d.reference {
+		decode = json.Unmarshal
+	}
+	if err := decode(value, into); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return reject(CodeWrongType, "field %s is a JSON %s, want a string", te.Field, te.Value)
@@ -246,22 +284,35 @@ var (
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
 )
 
-func parseTime(field string, s *string) (time.Time, error) {
+func (d *Decoder) parseTime(field string, s *string) (time.Time, error) {
 	if s == nil || *s == "" {
 		return time.Time{}, reject(CodeMissingField, "%s is required", field)
 	}
-	for _, layout := range timeLayouts {
-		t, err := time.Parse(layout, *s)
-		if err != nil {
-			continue
-		}
-		t = t.UTC().Truncate(time.Microsecond)
-		if t.Before(minTime) || t.After(maxTime) {
-			return time.Time{}, reject(CodeBadTimestamp, "%s %q is out of range (years 0001 to 9999)", field, truncate(*s))
-		}
-		return t, nil
+	t, ok := time.Time{}, false
+	if !d.reference {
+		t, ok = parseSeedTime(*s)
 	}
-	return time.Time{}, reject(CodeBadTimestamp, "%s %q is neither \"YYYY-MM-DD HH:MM:SS[.ffffff]\" (UTC) nor RFC 3339", field, truncate(*s))
+	if !ok {
+		t, ok = parseTimeLayouts(*s)
+	}
+	if !ok {
+		return time.Time{}, reject(CodeBadTimestamp, "%s %q is neither \"YYYY-MM-DD HH:MM:SS[.ffffff]\" (UTC) nor RFC 3339", field, truncate(*s))
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, reject(CodeBadTimestamp, "%s %q is out of range (years 0001 to 9999)", field, truncate(*s))
+	}
+	return t, nil
+}
+
+// parseTimeLayouts parses s with the first of timeLayouts that fits, and
+// returns it in UTC, truncated to microseconds.
+func parseTimeLayouts(s string) (time.Time, bool) {
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC().Truncate(time.Microsecond), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // truncate shortens user-supplied text quoted in a reason.

@@ -1,9 +1,11 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -68,9 +70,12 @@ func FuzzDecodeOrg(f *testing.F) {
 	})
 }
 
-// FuzzFastJSONMatchesStd is the differential test of the fast decoder:
+// FuzzFastJSONMatchesStd is the differential test of the fast decoders:
 // whatever encoding/json accepts, unmarshalJSON accepts and decodes to the
-// same fields, and whatever it rejects, unmarshalJSON rejects.
+// same fields, and whatever it rejects, unmarshalJSON rejects; whatever
+// decodeFlat decodes, encoding/json decodes to the same fields; and User and
+// Org (decodeFlat, parseSeedTime, goccy) give the same event, or the same
+// rejection code and reason, as encoding/json and time.Parse alone.
 func FuzzFastJSONMatchesStd(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
@@ -89,10 +94,35 @@ func FuzzFastJSONMatchesStd(f *testing.F) {
 		"{\"id\":\"a\u2028b\"}",                      // a line separator
 		`{"organization_name":"o","created_at":"x"}`, // org fields
 		`{"id":"a","event_type":"User Created","username":"x","received_at":"2020-12-08 20:03:16"}`,
+		`{"id":"a","id":null}`,                                   // a later null clears
+		`{"id":null,"ID":"b","Id":"c"}`,                          // the last of several spellings wins
+		`{"\u0069d":"a","\u0049D":"b"}`,                          // escaped keys
+		`{"İd":"a","ıd":"b"}`,                                    // non-ASCII keys that fold to ASCII
+		`{"organization_\u212aey":"k","organization_ſtier":"t"}`, // KELVIN SIGN, LONG S
+		`{"id":"\ud800\ud800\udc00","username":"\udc00\ud800x"}`, // unpaired surrogates
+		`{"id":"\ud83d\u0041","username":"\ud83d\\ude00"}`,       // a high surrogate before a non-surrogate
+		`{"id":"\"\\\/\b\f\n\r\t\u00e9"}`,                        // every escape
+		` { "id" : "a" , "x" : [ 1 , -0.5e+3 , true , false , null , { } , [ ] , "s" ] } `,
+		`{"x":01}`, `{"x":1.}`, `{"x":-}`, `{"x":1e}`, `{"x":tru}`, `{"x":[1,]}`, `{"x":{"a"}}`, `{"x":{"a":1,}}`,
+		`{"id":"a\x"}`, `{"id":"\u12"}`, "{\"id\":\"a\tb\"}", `{"id" "a"}`, `{,}`, `{"id":"a"`,
+		`{"x":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `,"id":"a"}`,
+		`{"x":` + strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65) + `,"id":"a"}`,
 	} {
 		f.Add([]byte(s))
 	}
+	d, ref := NewDecoder(0), &Decoder{maxValueBytes: DefaultMaxValueBytes, reference: true}
 	f.Fuzz(func(t *testing.T, value []byte) {
+		checkFlat(t, value)
+		u, errU := d.User(value, Position{})
+		refU, errRefU := ref.User(value, Position{})
+		if errText(errU) != errText(errRefU) || !reflect.DeepEqual(u, refU) {
+			t.Fatalf("%q: User gives %s, %v; encoding/json alone %s, %v", value, show(u), errU, show(refU), errRefU)
+		}
+		o, errO := d.Org(value, Position{})
+		refO, errRefO := ref.Org(value, Position{})
+		if errText(errO) != errText(errRefO) || !reflect.DeepEqual(o, refO) {
+			t.Fatalf("%q: Org gives %s, %v; encoding/json alone %s, %v", value, show(o), errO, show(refO), errRefO)
+		}
 		var stdU, fastU userJSON
 		errStd, errFast := json.Unmarshal(value, &stdU), unmarshalJSON(value, &fastU)
 		if (errStd == nil) != (errFast == nil) {
@@ -110,6 +140,33 @@ func FuzzFastJSONMatchesStd(f *testing.F) {
 			t.Fatalf("%q: org fields differ:\nstd  %s\nfast %s", value, show(stdO), show(fastO))
 		}
 	})
+}
+
+// checkFlat: whatever decodeFlat decodes, encoding/json accepts and decodes
+// to the same fields.
+func checkFlat(t *testing.T, value []byte) {
+	if !utf8.Valid(value) { // decodeFlat's precondition
+		return
+	}
+	object := bytes.TrimLeft(value, " \t\r\n")
+	var flatU, stdU userJSON
+	if decodeFlat(object, userFields[:], []**string{&flatU.ID, &flatU.EventType, &flatU.Username, &flatU.UserEmail, &flatU.UserType, &flatU.OrganizationName, &flatU.ReceivedAt}) {
+		if err := json.Unmarshal(value, &stdU); err != nil {
+			t.Fatalf("%q: decodeFlat accepts, encoding/json rejects: %v", value, err)
+		}
+		if !reflect.DeepEqual(flatU, stdU) {
+			t.Fatalf("%q: user fields differ:\nstd  %s\nflat %s", value, show(stdU), show(flatU))
+		}
+	}
+	var flatO, stdO orgJSON
+	if decodeFlat(object, orgFields[:], []**string{&flatO.OrganizationKey, &flatO.OrganizationName, &flatO.OrganizationTier, &flatO.CreatedAt}) {
+		if err := json.Unmarshal(value, &stdO); err != nil {
+			t.Fatalf("%q: decodeFlat accepts, encoding/json rejects: %v (org)", value, err)
+		}
+		if !reflect.DeepEqual(flatO, stdO) {
+			t.Fatalf("%q: org fields differ:\nstd  %s\nflat %s", value, show(stdO), show(flatO))
+		}
+	}
 }
 
 func show(v any) string {

@@ -1,0 +1,448 @@
+package event
+
+import (
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// decodeFlat is the fast path of decoding: one scan of data, a JSON object
+// that starts at data[0] and holds valid UTF-8, that both validates it as
+// encoding/json's scanner does and picks out the fields named by names
+// (lower-case ASCII, at most maxFlatFields, none equal to another under case
+// folding). When it returns true, data is valid JSON and *dst[i] is what
+// json.Unmarshal into a struct of *string fields tagged names[i] leaves: nil
+// for null or absent, else the string, with keys matched case-insensitively,
+// the last of duplicate keys winning, escapes decoded and a lone surrogate
+// read as U+FFFD; the strings share one allocation, their pointees another.
+// When it returns false, nothing is written and the caller must decode with
+// encoding/json: decodeFlat refuses whatever it is not sure of (a syntax
+// error, a known field that is not a string or null, a key that is not
+// ASCII, nesting deeper than maxFlatDepth), so every rejection and its
+// reason stay encoding/json's. FuzzFastJSONMatchesStd checks it against
+// encoding/json.
+func decodeFlat(data []byte, names []string, dst []**string) bool {
+	var spans [maxFlatFields]flatSpan
+	if len(names) > maxFlatFields || len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	i := skipSpace(data, 1)
+	if i < len(data) && data[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(data) || data[i] != '"' {
+				return false
+			}
+			keyEnd, keyEsc, ok := scanString(data, i)
+			if !ok {
+				return false
+			}
+			field, ok := matchKey(data[i+1:keyEnd-1], keyEsc, names)
+			if !ok {
+				return false
+			}
+			i = skipSpace(data, keyEnd)
+			if i >= len(data) || data[i] != ':' {
+				return false
+			}
+			i = skipSpace(data, i+1)
+			if i >= len(data) {
+				return false
+			}
+			switch {
+			case field < 0:
+				if i, ok = skipValue(data, i); !ok {
+					return false
+				}
+			case data[i] == '"':
+				end, esc, ok := scanString(data, i)
+				if !ok {
+					return false
+				}
+				spans[field] = flatSpan{start: i + 1, end: end - 1, state: spanString}
+				if esc {
+					spans[field].state = spanEscaped
+				}
+				i = end
+			case hasLiteral(data, i, "null"):
+				spans[field] = flatSpan{state: spanNull}
+				i += len("null")
+			default: // a wrong type, or a syntax error: encoding/json names it
+				return false
+			}
+			i = skipSpace(data, i)
+			if i >= len(data) {
+				return false
+			}
+			if data[i] == '}' {
+				i++
+				break
+			}
+			if data[i] != ',' {
+				return false
+			}
+			i = skipSpace(data, i+1)
+		}
+	}
+	if skipSpace(data, i) != len(data) {
+		return false
+	}
+	fillFlat(data, spans[:len(names)], dst)
+	return true
+}
+
+const (
+	maxFlatFields = 8
+	maxFlatDepth  = 64 // containers nested in an unknown field's value
+)
+
+// flatSpan is where a known field's last value lies in the data: the bytes
+// between a string's quotes, or null.
+type flatSpan struct {
+	start, end int
+	state      uint8
+}
+
+const (
+	spanAbsent uint8 = iota
+	spanNull
+	spanString
+	spanEscaped // a string holding at least one escape
+)
+
+// fillFlat copies the strings of spans into one buffer, decoding escapes, and
+// points dst at them.
+func fillFlat(data []byte, spans []flatSpan, dst []**string) {
+	n, count := 0, 0
+	for _, s := range spans {
+		if s.state >= spanString {
+			n += s.end - s.start // a decoded escape is never longer than its source
+			count++
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	var ends [maxFlatFields]int
+	for f, s := range spans {
+		switch s.state {
+		case spanString:
+			b.Write(data[s.start:s.end])
+		case spanEscaped:
+			appendUnquoted(&b, data[s.start:s.end])
+		}
+		ends[f] = b.Len()
+	}
+	all := b.String()
+	var strs []string
+	if count > 0 {
+		strs = make([]string, count)
+	}
+	start, k := 0, 0
+	for f, s := range spans {
+		if s.state < spanString {
+			*dst[f] = nil
+			continue
+		}
+		strs[k] = all[start:ends[f]]
+		*dst[f] = &strs[k]
+		start = ends[f]
+		k++
+	}
+}
+
+// matchKey returns the index in names of the key whose raw text (between the
+// quotes) is raw, or -1 when it names no field. As encoding/json does, it
+// matches case-insensitively. ok is false for a key that is not ASCII:
+// encoding/json folds some non-ASCII letters to ASCII ones (U+212A KELVIN
+// SIGN to k, U+017F LATIN SMALL LETTER LONG S to s, and more).
+func matchKey(raw []byte, escaped bool, names []string) (field int, ok bool) {
+	if escaped { // rare: decode it aside
+		var b strings.Builder
+		appendUnquoted(&b, raw)
+		return matchFold(b.String(), names)
+	}
+	return matchFold(raw, names)
+}
+
+func matchFold[T string | []byte](key T, names []string) (field int, ok bool) {
+	for j := 0; j < len(key); j++ {
+		if key[j] >= utf8.RuneSelf {
+			return 0, false
+		}
+	}
+	for f, name := range names {
+		if len(name) != len(key) {
+			continue
+		}
+		j := 0
+		for ; j < len(key); j++ {
+			c := key[j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != name[j] {
+				break
+			}
+		}
+		if j == len(key) {
+			return f, true
+		}
+	}
+	return -1, true
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func hasLiteral(data []byte, i int, lit string) bool {
+	return len(data)-i >= len(lit) && string(data[i:i+len(lit)]) == lit
+}
+
+// scanString validates the JSON string that starts with the quote at
+// data[i] and returns the index just past its closing quote, and whether it
+// holds an escape.
+func scanString(data []byte, i int) (end int, escaped, ok bool) {
+	for i++; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			return i + 1, escaped, true
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(data) {
+				return 0, false, false
+			}
+			i++
+			switch data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(data)-i < 5 || hex4(data[i+1:i+5]) < 0 {
+					return 0, false, false
+				}
+				i += 4
+			default:
+				return 0, false, false
+			}
+		case c < ' ':
+			return 0, false, false
+		}
+	}
+	return 0, false, false
+}
+
+// hex4 decodes four hex digits, or returns -1.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+// appendUnquoted decodes the escapes of raw, the validated text between a
+// JSON string's quotes, as encoding/json does: a surrogate pair is one
+// rune, and a surrogate that is not part of a pair is U+FFFD.
+func appendUnquoted(b *strings.Builder, raw []byte) {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(raw) && raw[j] != '\\' {
+				j++
+			}
+			b.Write(raw[i:j])
+			i = j
+			continue
+		}
+		switch raw[i+1] {
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r := hex4(raw[i+2:])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if len(raw)-i >= 6 && raw[i] == '\\' && raw[i+1] == 'u' {
+					if pair := utf16.DecodeRune(r, hex4(raw[i+2:])); pair != utf8.RuneError {
+						b.WriteRune(pair)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			b.WriteRune(r)
+			continue
+		default: // '"', '\\', '/'
+			b.WriteByte(raw[i+1])
+		}
+		i += 2
+	}
+}
+
+// skipValue validates the JSON value that starts at data[i] (not
+// whitespace) and returns the index just past it. Containers may nest
+// maxFlatDepth deep; deeper ones are left to encoding/json.
+func skipValue(data []byte, i int) (int, bool) {
+	var objects uint64 // bit d: the container at depth d is an object
+	depth := 0
+	for {
+		// i is at the start of a value.
+		if i >= len(data) {
+			return 0, false
+		}
+		ok := true
+		switch c := data[i]; {
+		case c == '"':
+			i, _, ok = scanString(data, i)
+		case c == '{' || c == '[':
+			if depth == maxFlatDepth {
+				return 0, false
+			}
+			i = skipSpace(data, i+1)
+			if c == '{' && i < len(data) && data[i] == '}' || c == '[' && i < len(data) && data[i] == ']' {
+				i++
+				break
+			}
+			if c == '{' {
+				objects |= 1 << depth
+				depth++
+				if i, ok = skipKey(data, i); !ok {
+					return 0, false
+				}
+			} else {
+				objects &^= 1 << depth
+				depth++
+			}
+			continue
+		case c == 't':
+			ok = hasLiteral(data, i, "true")
+			i += len("true")
+		case c == 'f':
+			ok = hasLiteral(data, i, "false")
+			i += len("false")
+		case c == 'n':
+			ok = hasLiteral(data, i, "null")
+			i += len("null")
+		default:
+			i, ok = scanNumber(data, i)
+		}
+		if !ok {
+			return 0, false
+		}
+		// A value ended: close containers, or go on to the next element.
+		for {
+			if depth == 0 {
+				return i, true
+			}
+			i = skipSpace(data, i)
+			if i >= len(data) {
+				return 0, false
+			}
+			object := objects>>(depth-1)&1 == 1
+			if c := data[i]; c == ',' {
+				i = skipSpace(data, i+1)
+				if object {
+					if i, ok = skipKey(data, i); !ok {
+						return 0, false
+					}
+				}
+				break
+			} else if object && c == '}' || !object && c == ']' {
+				i++
+				depth--
+				continue
+			}
+			return 0, false
+		}
+	}
+}
+
+// skipKey validates `"key" :` at data[i] and returns the index of the value
+// after it.
+func skipKey(data []byte, i int) (int, bool) {
+	if i >= len(data) || data[i] != '"' {
+		return 0, false
+	}
+	i, _, ok := scanString(data, i)
+	if !ok {
+		return 0, false
+	}
+	i = skipSpace(data, i)
+	if i >= len(data) || data[i] != ':' {
+		return 0, false
+	}
+	return skipSpace(data, i+1), true
+}
+
+// scanNumber validates the JSON number at data[i] and returns the index
+// just past it.
+func scanNumber(data []byte, i int) (int, bool) {
+	if i < len(data) && data[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(data):
+		return 0, false
+	case data[i] == '0':
+		i++
+	case '1' <= data[i] && data[i] <= '9':
+		i = skipDigits(data, i+1)
+	default:
+		return 0, false
+	}
+	if i < len(data) && data[i] == '.' {
+		j := skipDigits(data, i+1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		j := skipDigits(data, i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func skipDigits(data []byte, i int) int {
+	for i < len(data) && '0' <= data[i] && data[i] <= '9' {
+		i++
+	}
+	return i
+}
