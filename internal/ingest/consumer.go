@@ -60,6 +60,7 @@ func New(cfg Config, conn *kafka.Connector, st Writer, metrics *Metrics, logger 
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
+	metrics.init(cfg.UserTopic, cfg.OrgTopic)
 	return &Consumer{
 		cfg:      cfg,
 		conn:     conn,

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -38,7 +39,12 @@ func (c *Consumer) produceDeadLetters(ctx context.Context, cl *kgo.Client, b *st
 		var lost []store.TopicPartition
 		err := retry.Do(ctx, c.retryPolicy(), c.log, "checking partition ownership", func() error {
 			var err error
-			lost, err = c.st.LostPartitions(ctx, b.Offsets)
+			if lost, err = c.st.LostPartitions(ctx, b.Offsets); err != nil {
+				c.metrics.writeErrors.WithLabelValues(store.Classify(err).String()).Inc()
+				if store.Classify(err) != store.Unavailable {
+					return retry.Permanent(fmt.Errorf("checking partition ownership: %w", err))
+				}
+			}
 			return err
 		})
 		if err != nil || len(lost) == 0 {

@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamjoin/streamjoin/internal/store"
+)
 
 // Metrics are the consumer's Prometheus metrics. Create them once per
 // registry with NewMetrics; they are safe for concurrent use.
@@ -34,11 +38,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamjoin_ingest_write_errors_total",
-			Help: "Failed batch writes, by class (conflict, unavailable, fenced, permanent).",
+			Help: "Failed batch writes and ownership checks, by class (conflict, unavailable, fenced, permanent, canceled), and failed dead-letter produces (dead_letter_produce).",
 		}, []string{"class"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.deadLetters, m.batches, m.batchSeconds, m.writeErrors)
 	}
 	return m
+}
+
+// init creates every series the consumer can report for its topics at 0, so
+// that a scrape shows them before the first event and a reader can tell an
+// absent metric from one that never moved.
+func (m *Metrics) init(topics ...string) {
+	for _, t := range topics {
+		for _, o := range []string{"valid", "dead_letter", "skipped"} {
+			m.records.WithLabelValues(t, o)
+		}
+	}
+	for _, class := range []store.Class{store.Permanent, store.Conflict, store.Unavailable, store.Fenced, store.Canceled} {
+		m.writeErrors.WithLabelValues(class.String())
+	}
+	m.writeErrors.WithLabelValues("dead_letter_produce")
 }

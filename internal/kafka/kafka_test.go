@@ -63,8 +63,8 @@ func TestConnectorMetrics(t *testing.T) {
 	}
 	b.Close()
 	a.Close()
-	if n, _ := testutil.GatherAndCount(reg, connects); n != 0 {
-		t.Fatalf("%s series after every client closed = %d, want 0", connects, n)
+	if n, err := testutil.GatherAndCount(reg, connects); err != nil || n != 0 {
+		t.Fatalf("%s series after every client closed = %d (%v), want 0", connects, n, err)
 	}
 	c, err := conn.NewClient("consumer") // the role is free again
 	if err != nil {
@@ -74,7 +74,7 @@ func TestConnectorMetrics(t *testing.T) {
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := testutil.GatherAndCount(reg, connects); n == 0 {
-		t.Fatalf("no %s series for a new client of a released role", connects)
+	if n, err := testutil.GatherAndCount(reg, connects); err != nil || n == 0 {
+		t.Fatalf("%s series for a new client of a released role = %d (%v), want at least 1", connects, n, err)
 	}
 }

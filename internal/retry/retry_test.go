@@ -91,13 +91,16 @@ func TestDoLogsOncePerStateChange(t *testing.T) {
 func TestDoBacksOff(t *testing.T) {
 	p := Policy{Initial: 20 * time.Millisecond, Max: 40 * time.Millisecond}
 	var at []time.Time
-	_ = Do(context.Background(), p, nil, "op", func() error {
+	err := Do(context.Background(), p, nil, "op", func() error {
 		at = append(at, time.Now())
 		if len(at) < 5 {
 			return errors.New("down")
 		}
 		return nil
 	})
+	if err != nil || len(at) != 5 {
+		t.Fatalf("Do = %v after %d attempts, want nil after 5", err, len(at))
+	}
 	for i := 1; i < len(at); i++ {
 		gap := at[i].Sub(at[i-1])
 		// ±50% jitter around min(20ms·2^(i-1), 40ms).
