@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzDecodeUser$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzDecodeOrg$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzFastJSONMatchesStd$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/event -run '^$$' -fuzz '^FuzzSeedTimeMatchesParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzUsersPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz '^FuzzAppendProfilesMatchesEncodingJSON$$' -fuzztime $(FUZZTIME)
 

@@ -103,6 +103,7 @@ func FuzzFastJSONMatchesStd(f *testing.F) {
 		`{"id":"\ud83d\u0041","username":"\ud83d\\ude00"}`,       // a high surrogate before a non-surrogate
 		`{"id":"\"\\\/\b\f\n\r\t\u00e9"}`,                        // every escape
 		` { "id" : "a" , "x" : [ 1 , -0.5e+3 , true , false , null , { } , [ ] , "s" ] } `,
+		`{"x":+1}`, `{"x":.5}`, `{"x":-0}`, `{"x":1E+2}`, `{"x":1e+}`, `{"x":0x1}`, `{"x":1.5e-3}`, `{"x":-01}`,
 		`{"x":01}`, `{"x":1.}`, `{"x":-}`, `{"x":1e}`, `{"x":tru}`, `{"x":[1,]}`, `{"x":{"a"}}`, `{"x":{"a":1,}}`,
 		`{"id":"a\x"}`, `{"id":"\u12"}`, "{\"id\":\"a\tb\"}", `{"id" "a"}`, `{,}`, `{"id":"a"`,
 		`{"x":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `,"id":"a"}`,
