@@ -26,6 +26,7 @@ func decodeFlat(data []byte, names []string, dst []**string) bool {
 	if len(names) > maxFlatFields || len(data) == 0 || data[0] != '{' {
 		return false
 	}
+	next := 0 // the field most likely to come next: keys usually come in order
 	i := skipSpace(data, 1)
 	if i < len(data) && data[i] == '}' {
 		i++
@@ -38,9 +39,12 @@ func decodeFlat(data []byte, names []string, dst []**string) bool {
 			if !ok {
 				return false
 			}
-			field, ok := matchKey(data[i+1:keyEnd-1], keyEsc, names)
+			field, ok := matchKey(data[i+1:keyEnd-1], keyEsc, names, next)
 			if !ok {
 				return false
+			}
+			if field >= 0 {
+				next = field + 1
 			}
 			i = skipSpace(data, keyEnd)
 			if i >= len(data) || data[i] != ':' {
@@ -152,44 +156,53 @@ func fillFlat(data []byte, spans []flatSpan, dst []**string) {
 }
 
 // matchKey returns the index in names of the key whose raw text (between the
-// quotes) is raw, or -1 when it names no field. As encoding/json does, it
-// matches case-insensitively. ok is false for a key that is not ASCII:
-// encoding/json folds some non-ASCII letters to ASCII ones (U+212A KELVIN
-// SIGN to k, U+017F LATIN SMALL LETTER LONG S to s, and more).
-func matchKey(raw []byte, escaped bool, names []string) (field int, ok bool) {
+// quotes) is raw, or -1 when it names no field; it tries names[hint] first.
+// As encoding/json does, it matches case-insensitively. ok is false for a
+// key that names no field and is not ASCII: encoding/json folds some
+// non-ASCII letters to ASCII ones (U+212A KELVIN SIGN to k, U+017F LATIN
+// SMALL LETTER LONG S to s, U+0130 and U+0131 to i), so it may name one.
+func matchKey(raw []byte, escaped bool, names []string, hint int) (field int, ok bool) {
 	if escaped { // rare: decode it aside
 		var b strings.Builder
 		appendUnquoted(&b, raw)
-		return matchFold(b.String(), names)
+		return matchFold(b.String(), names, hint)
 	}
-	return matchFold(raw, names)
+	return matchFold(raw, names, hint)
 }
 
-func matchFold[T string | []byte](key T, names []string) (field int, ok bool) {
+func matchFold[T string | []byte](key T, names []string, hint int) (field int, ok bool) {
+	if hint < len(names) && equalFoldASCII(key, names[hint]) {
+		return hint, true
+	}
+	for f, name := range names {
+		if equalFoldASCII(key, name) {
+			return f, true
+		}
+	}
 	for j := 0; j < len(key); j++ {
 		if key[j] >= utf8.RuneSelf {
 			return 0, false
 		}
 	}
-	for f, name := range names {
-		if len(name) != len(key) {
-			continue
+	return -1, true
+}
+
+// equalFoldASCII reports whether key equals name, lower-case ASCII, with
+// its upper-case ASCII letters made lower case.
+func equalFoldASCII[T string | []byte](key T, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for j := 0; j < len(key); j++ {
+		c := key[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		j := 0
-		for ; j < len(key); j++ {
-			c := key[j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != name[j] {
-				break
-			}
-		}
-		if j == len(key) {
-			return f, true
+		if c != name[j] {
+			return false
 		}
 	}
-	return -1, true
+	return true
 }
 
 // skipSpace returns the index of the first byte at or after i that is not
@@ -215,6 +228,9 @@ func hasLiteral(data []byte, i int, lit string) bool {
 // holds an escape.
 func scanString(data []byte, i int) (end int, escaped, ok bool) {
 	for i++; i < len(data); i++ {
+		if !stringSpecial[data[i]] {
+			continue
+		}
 		switch c := data[i]; {
 		case c == '"':
 			return i + 1, escaped, true
@@ -240,6 +256,16 @@ func scanString(data []byte, i int) (end int, escaped, ok bool) {
 	}
 	return 0, false, false
 }
+
+// stringSpecial marks the bytes that end a run of plain string contents: a
+// quote, a backslash, and the control characters JSON forbids there.
+var stringSpecial = func() (t [256]bool) {
+	for c := range ' ' {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // hex4 decodes four hex digits, or returns -1.
 func hex4(b []byte) rune {
