@@ -205,7 +205,7 @@ func (d *Decoder) envelope(value []byte) ([]byte, error) {
 	if !utf8.Valid(value) {
 		return nil, reject(CodeNotUTF8, "value is not valid UTF-8")
 	}
-	trimmed := bytes.TrimLeft(value, " \t\r\n")
+	trimmed := value[skipSpace(value, 0):]
 	if len(trimmed) == 0 {
 		return nil, reject(CodeMalformedJSON, "value is empty")
 	}

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -193,6 +194,9 @@ func equalFoldASCII[T string | []byte](key T, name string) bool {
 	if len(key) != len(name) {
 		return false
 	}
+	if string(key) == name {
+		return true
+	}
 	for j := 0; j < len(key); j++ {
 		c := key[j]
 		if 'A' <= c && c <= 'Z' {
@@ -228,6 +232,15 @@ func hasLiteral(data []byte, i int, lit string) bool {
 // holds an escape.
 func scanString(data []byte, i int) (end int, escaped, ok bool) {
 	for i++; i < len(data); i++ {
+		// Skip eight plain bytes at a time; a word that may hold a special
+		// one (the test has false positives, never false negatives) is
+		// looked at byte by byte.
+		for len(data)-i >= 8 && !mayHoldSpecial(binary.LittleEndian.Uint64(data[i:])) {
+			i += 8
+		}
+		if i >= len(data) {
+			break
+		}
 		if !stringSpecial[data[i]] {
 			continue
 		}
@@ -266,6 +279,14 @@ var stringSpecial = func() (t [256]bool) {
 	t['"'], t['\\'] = true, true
 	return t
 }()
+
+// mayHoldSpecial reports whether one of the eight bytes of w may be a quote,
+// a backslash or a control character. It never misses one.
+func mayHoldSpecial(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := w^(ones*'"'), w^(ones*'\\')
+	return ((w-ones*' ')|(quote-ones)|(backslash-ones))&^w&highs != 0
+}
 
 // hex4 decodes four hex digits, or returns -1.
 func hex4(b []byte) rune {

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -75,5 +76,32 @@ func TestDecodeUserAllocs(t *testing.T) {
 		}
 	}); n > 2 {
 		t.Errorf("User allocates %v times per record, want at most 2", n)
+	}
+}
+
+// mayHoldSpecial never misses a quote, backslash or control character,
+// whatever byte it sits in and whatever bytes surround it; and it passes a
+// word of plain bytes.
+func TestMayHoldSpecial(t *testing.T) {
+	t.Parallel()
+	for special := range 256 {
+		if !stringSpecial[special] {
+			continue
+		}
+		for pos := range 8 {
+			for filler := range 256 {
+				var w [8]byte
+				for j := range w {
+					w[j] = byte(filler)
+				}
+				w[pos] = byte(special)
+				if !mayHoldSpecial(binary.LittleEndian.Uint64(w[:])) {
+					t.Fatalf("missed %#x at byte %d among %#x", special, pos, filler)
+				}
+			}
+		}
+	}
+	if mayHoldSpecial(binary.LittleEndian.Uint64([]byte("snake@ou"))) {
+		t.Error("flags a word of plain bytes")
 	}
 }
