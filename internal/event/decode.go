@@ -239,7 +239,9 @@ func (d *Decoder) unmarshal(value []byte, into any) error {
 	return nil
 }
 
-// unmarshalJSON is the one place JSON is parsed. goccy/go-json decodes
+// unmarshalJSON parses what decodeFlat leaves (wrong types, syntax errors,
+// the exotic): decodeFlat takes the common records in one pass, and this,
+// the older path, the rest. goccy/go-json decodes
 // (about 4x faster than encoding/json here, see BENCHMARKS.md), but only
 // input that encoding/json's scanner accepts reaches it, and on any error
 // encoding/json decodes again: so what is accepted, and every rejection's
