@@ -86,3 +86,24 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// BenchmarkParseTime: the seed's form with and without the fast path.
+func BenchmarkParseTime(b *testing.B) {
+	s := "2020-12-08 20:03:16.759617"
+	for _, bc := range []struct {
+		name string
+		d    *Decoder
+	}{
+		{"fast", NewDecoder(0)},
+		{"time.Parse", &Decoder{maxValueBytes: DefaultMaxValueBytes, reference: true}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.d.parseTime("received_at", &s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
