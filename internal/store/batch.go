@@ -40,10 +40,7 @@ func (b *Batch) Split(n int) []*Batch {
 	if len(used) == 1 {
 		return []*Batch{b}
 	}
-	subs := make([]*Batch, n)
-	for i := range subs {
-		subs[i] = &Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic}
-	}
+	subs := b.shards(n, func(u *event.User) int { return int(u.Pos.Partition) % n }, func(o *event.Org) int { return int(o.Pos.Partition) % n })
 	for _, u := range b.Users {
 		s := subs[int(u.Pos.Partition)%n]
 		s.Users = append(s.Users, u)
@@ -63,4 +60,52 @@ func (b *Batch) Split(n int) []*Batch {
 		}
 	}
 	return out
+}
+
+// SplitByKey divides b's events into n batches by key (user id, organization
+// name), for state writers that must never touch the same row: batch i
+// holds the keys of shard i, the same shard in every call, and may be
+// empty. The batches carry no offsets (state alone is idempotent; see
+// WriteState) and share no slices with b.
+func (b *Batch) SplitByKey(n int) []*Batch {
+	n = max(n, 1)
+	subs := b.shards(n, func(u *event.User) int { return keyShard(u.ID, n) }, func(o *event.Org) int { return keyShard(o.Name, n) })
+	for _, u := range b.Users {
+		s := subs[keyShard(u.ID, n)]
+		s.Users = append(s.Users, u)
+	}
+	for _, o := range b.Orgs {
+		s := subs[keyShard(o.Name, n)]
+		s.Orgs = append(s.Orgs, o)
+	}
+	return subs
+}
+
+// keyShard is FNV-1a of key, mod n.
+func keyShard(key string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// shards returns n empty batches with room for the events userShard and
+// orgShard assign to each, so that filling them copies each event once.
+func (b *Batch) shards(n int, userShard func(*event.User) int, orgShard func(*event.Org) int) []*Batch {
+	users := make([]int, n)
+	orgs := make([]int, n)
+	for i := range b.Users {
+		users[userShard(&b.Users[i])]++
+	}
+	for i := range b.Orgs {
+		orgs[orgShard(&b.Orgs[i])]++
+	}
+	subs := make([]*Batch, n)
+	for i := range subs {
+		subs[i] = &Batch{UserTopic: b.UserTopic, OrgTopic: b.OrgTopic,
+			Users: make([]event.User, 0, users[i]), Orgs: make([]event.Org, 0, orgs[i])}
+	}
+	return subs
 }

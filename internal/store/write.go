@@ -10,10 +10,11 @@ import (
 )
 
 // Step is work a caller adds to every batch transaction (an outbox, window
-// state): WriteBatch runs the steps on the batch's transaction, in the
-// order they were added, after the raw-log COPY and the state upserts and
-// before the fenced offset advance. Their writes commit with the batch or
-// not at all: a fenced batch rolls them back too.
+// state): WriteBatch and WriteLog run the steps on the batch's transaction,
+// in the order they were added, after the raw-log COPY (and, in WriteBatch,
+// the state upserts; WriteLog follows a committed WriteState) and before
+// the fenced offset advance. Their writes commit with the offsets or not at
+// all: a fenced batch rolls them back too.
 //
 // A step that returns an error rolls back the whole batch, and WriteBatch
 // returns that error wrapped, so that Classify sorts it: return a
@@ -27,7 +28,8 @@ import (
 type Step func(ctx context.Context, tx pgx.Tx, b *Batch) error
 
 // WithSteps returns a Store that shares s's pool and configuration and runs
-// s's steps and then steps in each WriteBatch. s itself is unchanged.
+// s's steps and then steps in each WriteBatch and WriteLog. s itself is
+// unchanged.
 // Closing either Store closes the shared pool: close the one Open returned,
 // once every user of both has returned.
 func (s *Store) WithSteps(steps ...Step) *Store {
@@ -69,6 +71,50 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 	})
 	if err != nil {
 		return fmt.Errorf("writing batch: %w", err)
+	}
+	return nil
+}
+
+// WriteState upserts b's newest event per key into users and organizations
+// (UpsertStateTx) in one transaction of its own, and ignores b.Offsets.
+//
+// State alone is idempotent and independent of order: a row only ever moves
+// to an event that is strictly newer under the precedence rule, so applying
+// an event again, late, or from a member that has since lost its partition
+// changes nothing that one clean run would not have. That is what lets the
+// consumer commit state apart from, and before, the raw logs and offsets
+// (WriteLog), split by key so that no two state writers ever wait for each
+// other's row locks. Errors are as WriteBatch's (never a *FencedError).
+func (s *Store) WriteState(ctx context.Context, b *Batch) error {
+	if len(b.Users)+len(b.Orgs) == 0 {
+		return nil
+	}
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return UpsertStateTx(ctx, tx, b) }); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	return nil
+}
+
+// WriteLog appends b's records to the raw logs (AppendRawTx), runs the steps
+// added with WithSteps, and advances the stored offsets (AdvanceOffsetsTx),
+// in one transaction: WriteBatch without the state upserts, for a caller
+// that has already committed b's state with WriteState. The raw logs are
+// not idempotent, so they commit exactly once with the fenced advance; a
+// fenced WriteLog rolls back and returns a *FencedError.
+func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := AppendRawTx(ctx, tx, b); err != nil {
+			return err
+		}
+		for i, step := range s.steps {
+			if err := step(ctx, tx, b); err != nil {
+				return fmt.Errorf("batch step %d: %w", i+1, err)
+			}
+		}
+		return AdvanceOffsetsTx(ctx, tx, b.Offsets)
+	})
+	if err != nil {
+		return fmt.Errorf("writing log: %w", err)
 	}
 	return nil
 }

@@ -176,3 +176,63 @@ func TestBatchSplit(t *testing.T) {
 		t.Error("Split(1) must return the batch itself")
 	}
 }
+
+// SplitByKey puts every event in exactly one of n shards, each key always
+// in the same shard, whatever else is in the batch, and carries no offsets.
+func TestBatchSplitByKey(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 2, 3, 7} {
+		b := &store.Batch{UserTopic: "u", OrgTopic: "o", Offsets: []store.OffsetAdvance{adv("u", 0, nil, 9)}}
+		for i := range 300 {
+			b.Users = append(b.Users, user(fmt.Sprint("user-", i%97), event.UserUpdated, "n", "A", t0, int32(i%6), int64(i)))
+			b.Orgs = append(b.Orgs, org(fmt.Sprint("org-", i%13), "gold", t0, int32(i%6), int64(i)))
+		}
+		subs := b.SplitByKey(n)
+		if len(subs) != n {
+			t.Fatalf("SplitByKey(%d) gave %d shards", n, len(subs))
+		}
+		shardOf := map[string]int{}
+		users, orgs := 0, 0
+		for i, s := range subs {
+			if len(s.Offsets) != 0 || s.UserTopic != "u" || s.OrgTopic != "o" {
+				t.Errorf("n=%d shard %d: offsets %v, topics %q %q; want none and the batch's topics", n, i, s.Offsets, s.UserTopic, s.OrgTopic)
+			}
+			for _, k := range append(idsOf(s.Users), namesOf(s.Orgs)...) {
+				if j, ok := shardOf[k]; ok && j != i {
+					t.Errorf("n=%d: key %s in shards %d and %d", n, k, j, i)
+				}
+				shardOf[k] = i
+			}
+			users += len(s.Users)
+			orgs += len(s.Orgs)
+		}
+		if users != len(b.Users) || orgs != len(b.Orgs) {
+			t.Errorf("n=%d: shards hold %d users and %d orgs, want %d and %d", n, users, orgs, len(b.Users), len(b.Orgs))
+		}
+		// The same key lands in the same shard in another batch.
+		other := (&store.Batch{Users: b.Users[:1], Orgs: b.Orgs[:1]}).SplitByKey(n)
+		for i, s := range other {
+			for _, k := range append(idsOf(s.Users), namesOf(s.Orgs)...) {
+				if shardOf[k] != i {
+					t.Errorf("n=%d: key %s in shard %d of one batch and %d of another", n, k, shardOf[k], i)
+				}
+			}
+		}
+	}
+}
+
+func idsOf(us []event.User) []string {
+	var out []string
+	for _, u := range us {
+		out = append(out, "u:"+u.ID)
+	}
+	return out
+}
+
+func namesOf(os []event.Org) []string {
+	var out []string
+	for _, o := range os {
+		out = append(out, "o:"+o.Name)
+	}
+	return out
+}
