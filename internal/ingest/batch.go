@@ -18,6 +18,7 @@ type pending struct {
 	gens    map[store.TopicPartition]int64
 	dead    []*kgo.Record
 	started time.Time
+	gate    *stateGate // a log share's batch state; nil before submit
 }
 
 // prepare turns one poll into a batch: it decodes the records and produces

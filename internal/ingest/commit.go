@@ -51,8 +51,25 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(p.dead), "took", time.Since(p.started))
 }
 
-// write commits b. It retries conflicts at once and transport failures with
-// backoff, logging a change of state once; it returns a permanent error (a
+// writeState commits b's state (store.WriteState). It retries conflicts at
+// once and transport failures with backoff, logging a change of state once,
+// and returns a permanent error at once.
+func (c *Consumer) writeState(ctx context.Context, b *store.Batch) error {
+	return retry.Do(ctx, c.retryPolicy(), c.log, "writing state to postgres", func() error {
+		for {
+			err := c.st.WriteState(ctx, b)
+			if err == nil {
+				return nil
+			}
+			if again, err := c.classifyWriteError(err); !again {
+				return err
+			}
+		}
+	})
+}
+
+// write commits b's raw logs, steps and offsets (store.WriteLog), after its
+// state. It retries as writeState does, and returns a permanent error (a
 // bug, or data PostgreSQL refuses) at once, which stops the consumer rather
 // than retrying what cannot succeed. When PostgreSQL fences some partitions
 // (another member claimed them), their records are dropped from the batch,
@@ -60,29 +77,40 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 func (c *Consumer) write(ctx context.Context, b *store.Batch, gens map[store.TopicPartition]int64) error {
 	return retry.Do(ctx, c.retryPolicy(), c.log, "writing batch to postgres", func() error {
 		for {
-			err := c.st.WriteBatch(ctx, b)
+			err := c.st.WriteLog(ctx, b)
 			if err == nil {
 				return nil
 			}
-			class := store.Classify(err)
-			c.metrics.writeErrors.WithLabelValues(class.String()).Inc()
-			switch class {
-			case store.Fenced:
-				var fe *store.FencedError
-				errors.As(err, &fe)
+			var fe *store.FencedError
+			if errors.As(err, &fe) {
+				c.metrics.writeErrors.WithLabelValues(store.Fenced.String()).Inc()
 				c.log.Warn("batch fenced: another member claimed these partitions; dropping them from the batch", "partitions", fe.Partitions)
 				c.disown(fe.Partitions, gens)
 				dropPartitions(b, fe.Partitions)
 				if len(b.Offsets) == 0 {
 					return nil
 				}
-			case store.Conflict:
-				c.log.Debug("retrying batch after serialization failure or deadlock", "err", err)
-			case store.Unavailable:
+				continue
+			}
+			if again, err := c.classifyWriteError(err); !again {
 				return err
-			default:
-				return retry.Permanent(fmt.Errorf("writing batch (%s error): %w", class, err))
 			}
 		}
 	})
+}
+
+// classifyWriteError counts err by class and says what to do with it:
+// again (a conflict: retry at once), or return it to retry.Do (a transport
+// failure, retried with backoff; anything else, marked permanent).
+func (c *Consumer) classifyWriteError(err error) (again bool, _ error) {
+	class := store.Classify(err)
+	c.metrics.writeErrors.WithLabelValues(class.String()).Inc()
+	switch class {
+	case store.Conflict:
+		c.log.Debug("retrying after a serialization failure or deadlock", "err", err)
+		return true, nil
+	case store.Unavailable:
+		return false, err
+	}
+	return false, retry.Permanent(fmt.Errorf("writing (%s error): %w", class, err))
 }

@@ -18,7 +18,8 @@ import (
 type Writer interface {
 	ClaimOffsets(ctx context.Context, tps []store.TopicPartition) (map[store.TopicPartition]store.Claim, error)
 	LostPartitions(ctx context.Context, owned []store.OffsetAdvance) ([]store.TopicPartition, error)
-	WriteBatch(ctx context.Context, b *store.Batch) error
+	WriteState(ctx context.Context, b *store.Batch) error
+	WriteLog(ctx context.Context, b *store.Batch) error
 }
 
 // Consumer is the ingest pipeline: one consumer group member that polls both

@@ -28,7 +28,7 @@ type crashingWriter struct {
 	attempts atomic.Int64
 }
 
-func (w *crashingWriter) WriteBatch(context.Context, *store.Batch) error {
+func (w *crashingWriter) WriteLog(context.Context, *store.Batch) error {
 	w.attempts.Add(1)
 	// A dropped connection: the consumer retries it, as it would a crash
 	// of its link to PostgreSQL.

@@ -24,7 +24,7 @@ type brokenWriter struct {
 	calls atomic.Int64
 }
 
-func (w *brokenWriter) WriteBatch(context.Context, *store.Batch) error {
+func (w *brokenWriter) WriteLog(context.Context, *store.Batch) error {
 	w.calls.Add(1)
 	return w.err
 }
@@ -82,8 +82,61 @@ func TestWriteErrorClasses(t *testing.T) {
 				t.Fatalf("Run = %v, want the write error, marked permanent", err)
 			}
 			if n := w.calls.Load(); n != 1 {
-				t.Errorf("WriteBatch called %d times, want 1: a permanent error is not retried", n)
+				t.Errorf("WriteLog called %d times, want 1: a permanent error is not retried", n)
 			}
 		})
+	}
+}
+
+// stateFailingWriter fails every state write with err; the log goes
+// through to the store.
+type stateFailingWriter struct {
+	ingest.Writer
+	err    error
+	states atomic.Int64
+	logs   atomic.Int64
+}
+
+func (w *stateFailingWriter) WriteState(context.Context, *store.Batch) error {
+	w.states.Add(1)
+	return w.err
+}
+
+func (w *stateFailingWriter) WriteLog(ctx context.Context, b *store.Batch) error {
+	w.logs.Add(1)
+	return w.Writer.WriteLog(ctx, b)
+}
+
+// TestFailedStateHoldsTheLog: a batch's raw logs and offsets commit only
+// after its state did. When the state fails, Run ends with that error and
+// no offset moves, so no event is skipped whose state was never stored.
+func TestFailedStateHoldsTheLog(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(2, "user_events", "org_events"))
+	users, _ := workload(6, 20, 200, 2, 0)
+	produce(t, e.broker, "user_events", users)
+	cfg := e.config(50)
+	w := &stateFailingWriter{Writer: e.st, err: errors.New("state bug")}
+	c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Run(ctx); !errors.Is(err, w.err) {
+		t.Fatalf("Run = %v, want the state error", err)
+	}
+	if w.states.Load() == 0 {
+		t.Fatal("no state write was attempted: the test proves nothing")
+	}
+	if n := w.logs.Load(); n != 0 {
+		t.Errorf("%d log writes after the state failed, want 0", n)
+	}
+	var n int
+	if err := e.conn(t).QueryRow(context.Background(), "SELECT (SELECT count(*) FROM "+e.schema+".user_events) + (SELECT count(*) FROM "+e.schema+".kafka_offsets WHERE next_offset IS NOT NULL)").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d raw rows and moved offsets after the state failed, want 0", n)
 	}
 }

@@ -45,7 +45,7 @@ type pausingWriter struct {
 	first   chan error
 }
 
-func (w *pausingWriter) WriteBatch(ctx context.Context, b *store.Batch) error {
+func (w *pausingWriter) WriteLog(ctx context.Context, b *store.Batch) error {
 	first := false
 	w.once.Do(func() { first = true })
 	if !first {
@@ -57,14 +57,16 @@ func (w *pausingWriter) WriteBatch(ctx context.Context, b *store.Batch) error {
 	}
 	close(w.paused)
 	<-w.release
-	err := w.Writer.WriteBatch(ctx, b)
+	err := w.Writer.WriteLog(ctx, b)
 	w.first <- err
 	return err
 }
 
 // TestZombieBatchIsFenced: while a member is paused with a batch in hand,
 // another member claims its partitions. When the paused member resumes, its
-// batch is refused and nothing of it lands.
+// batch is refused: nothing of its raw log or offsets lands. (Its state
+// committed before the pause, on purpose: state is idempotent, and the
+// successor applies the same events; see store.WriteState.)
 func TestZombieBatchIsFenced(t *testing.T) {
 	t.Parallel()
 	e := setup(t, kfake.SeedTopics(1, "user_events", "org_events"))
@@ -77,7 +79,7 @@ func TestZombieBatchIsFenced(t *testing.T) {
 		t.Fatalf("the paused member's batch: err = %v, want fenced", err)
 	}
 	var n int
-	if err := e.conn(t).QueryRow(context.Background(), "SELECT (SELECT count(*) FROM "+e.schema+".user_events) + (SELECT count(*) FROM "+e.schema+".users) + (SELECT count(*) FROM "+e.schema+".kafka_offsets WHERE next_offset IS NOT NULL)").Scan(&n); err != nil {
+	if err := e.conn(t).QueryRow(context.Background(), "SELECT (SELECT count(*) FROM "+e.schema+".user_events) + (SELECT count(*) FROM "+e.schema+".kafka_offsets WHERE next_offset IS NOT NULL)").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
