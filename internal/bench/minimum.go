@@ -33,15 +33,20 @@ const (
 // minimum is (a2): the same work as (b) and (c), on the same schema and
 // data, written as lean as we can, as the floor that the schema costs. The
 // events are decoded before the clock starts. Writers connections run in
-// parallel, each over its own share of partitions (partition mod Writers,
-// as the pipeline's writers split), with no barrier between them. Each
-// takes its share in stream order, MinimumBatch events per transaction,
-// and per transaction: COPYs the valid rows into the raw logs, COPYs the
-// newest event per key into TEMP stage tables, upserts users and
-// organizations from them newer-wins, and advances the offsets of the
-// partitions it covered, fenced on generation and previous offset, then
-// commits. COPY bodies are built in binary format in reused buffers; the
-// two upserts and the offset advance go as one simple-protocol query.
+// parallel, each over its own share of the keys (FNV of the user id or
+// organization name, mod Writers; an invalid record by its partition), with
+// no barrier between them, so that no connection ever waits for another's
+// row locks: split by partition instead, two connections upsert the same
+// users and wait on each other (156–161k events/s against 194–218k split
+// by key, 1M events, same machine). Each takes its share in stream order,
+// MinimumBatch events per transaction, and per transaction: COPYs the valid
+// rows into the raw logs, COPYs the newest event per key into TEMP stage
+// tables, upserts users and organizations from them newer-wins, and moves
+// the offsets of the partitions it covered forward (greatest of stored and
+// new: a key split can't keep the fence's From chain, so the floor keeps
+// the statement, not the fence), then commits. COPY bodies are built in
+// binary format in reused buffers; the two upserts and the offset advance
+// go as one simple-protocol query.
 func (b *bencher) minimum(ctx context.Context, run int, r *RunResult) error {
 	schema := fmt.Sprintf("bench_a2_%d", run)
 	st, err := b.freshSchema(ctx, schema, 1)
@@ -69,7 +74,7 @@ func (b *bencher) minimum(ctx context.Context, run int, r *RunResult) error {
 			w.next[0][p], w.next[1][p] = -1, -1
 		}
 		for j := range items {
-			if int(items[j].pos.Partition)%len(ws) == i {
+			if keyShare(&items[j], len(ws)) == i {
 				w.share = append(w.share, int32(j))
 			}
 		}
@@ -186,7 +191,7 @@ func (w *minWriter) inTx(ctx context.Context) error {
 		}
 	}
 	if got := res[len(res)-1].CommandTag.RowsAffected(); got != int64(want) {
-		return fmt.Errorf("offset advance fenced: %d of %d partitions moved", got, want)
+		return fmt.Errorf("offset advance: %d of %d partitions moved", got, want)
 	}
 	for k := range w.last {
 		for p, off := range w.last[k] {
@@ -306,11 +311,11 @@ func (w *minWriter) stageRows() {
 	c.finish()
 }
 
-// buildSQL writes the upserts and the fenced offset advance as one query.
+// buildSQL writes the upserts and the offset advance as one query.
 // The values are integers and the two topic names: nothing to escape.
 func (w *minWriter) buildSQL() {
 	s := append(w.sql[:0], sqlMinUpsert...)
-	s = append(s, ";\nUPDATE kafka_offsets k SET next_offset = w.next_offset, updated_at = now() FROM (VALUES "...)
+	s = append(s, ";\nUPDATE kafka_offsets k SET next_offset = greatest(k.next_offset, w.next_offset), updated_at = now() FROM (VALUES "...)
 	first := true
 	for k, topic := range [2]string{userTopic, orgTopic} {
 		for p, off := range w.last[k] {
@@ -339,7 +344,26 @@ func (w *minWriter) buildSQL() {
 		}
 	}
 	s = append(s, ") AS w(topic, partition, generation, from_offset, next_offset)"+
-		" WHERE k.topic = w.topic AND k.partition = w.partition AND k.generation = w.generation"+
-		" AND k.next_offset IS NOT DISTINCT FROM w.from_offset"...)
+		" WHERE k.topic = w.topic AND k.partition = w.partition AND k.generation = w.generation"...)
 	w.sql = s
+}
+
+// keyShare is the connection of (a2) that writes it: FNV-1a of its key, mod
+// n; an invalid record, which has no key, by its partition.
+func keyShare(it *item, n int) int {
+	var key string
+	switch {
+	case !it.valid:
+		return int(it.pos.Partition) % n
+	case it.kind == workload.UserEvent:
+		key = it.user.ID
+	default:
+		key = it.org.Name
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }

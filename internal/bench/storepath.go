@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,7 +12,11 @@ import (
 )
 
 // storePath is (b): the store's exactly-once write path fed directly, in
-// batches of BatchSize records split among Writers, as the consumer does.
+// batches of BatchSize records, as the consumer's lanes write them: each
+// batch's state split by key among Writers transactions (store.WriteState),
+// then its raw logs and offsets split by partition (store.WriteLog), each
+// stage's transactions in parallel. Unlike the consumer, a batch's state
+// does not overlap the previous batch's log.
 func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 	schema := fmt.Sprintf("bench_b_%d", run)
 	st, err := b.freshSchema(ctx, schema, b.cfg.Writers+1)
@@ -51,18 +56,11 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 		for tp, off := range last {
 			batch.Offsets = append(batch.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, Generation: claims[tp].Generation, From: next[tp], To: off + 1})
 		}
-		subs := batch.Split(b.cfg.Writers)
-		errs := make([]error, len(subs))
-		var wg sync.WaitGroup
-		for j, sub := range subs {
-			wg.Add(1)
-			go func() { defer wg.Done(); errs[j] = st.WriteBatch(ctx, sub) }()
+		if err := parallel(batch.SplitByKey(b.cfg.Writers), func(sub *store.Batch) error { return st.WriteState(ctx, sub) }); err != nil {
+			return err
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
+		if err := parallel(batch.Split(b.cfg.Writers), func(sub *store.Batch) error { return st.WriteLog(ctx, sub) }); err != nil {
+			return err
 		}
 		for _, a := range batch.Offsets {
 			to := a.To
@@ -72,4 +70,15 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 	r.StorePath = float64(len(items)) / time.Since(start).Seconds()
 	r.storeDigest, err = b.digest(ctx, schema)
 	return err
+}
+
+// parallel runs write on each batch at once and returns the first error.
+func parallel(subs []*store.Batch, write func(*store.Batch) error) error {
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for j, sub := range subs {
+		wg.Go(func() { errs[j] = write(sub) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
