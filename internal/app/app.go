@@ -46,11 +46,11 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate validates every component, and that the pool has room for the
-// writers.
+// writers' lanes: a state lane and a log lane per writer.
 func (c Config) Validate() error {
 	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
-	if err == nil && int(c.Store.MaxConns) < c.Ingest.Writers {
-		err = fmt.Errorf("writers %d: must not exceed pg-max-conns %d", c.Ingest.Writers, c.Store.MaxConns)
+	if err == nil && int(c.Store.MaxConns) < 2*c.Ingest.Writers {
+		err = fmt.Errorf("writers %d: its %d lanes (a state and a log lane each) must not exceed pg-max-conns %d", c.Ingest.Writers, 2*c.Ingest.Writers, c.Store.MaxConns)
 	}
 	return err
 }

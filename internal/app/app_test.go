@@ -269,3 +269,30 @@ func TestLookupTimeoutFollowsQueryTimeout(t *testing.T) {
 		t.Errorf("default API.LookupTimeout = %s, want %s", d, store.DefaultQueryTimeout)
 	}
 }
+
+// The pool must hold a state lane and a log lane per writer.
+func TestConfigRoomForLanes(t *testing.T) {
+	for _, tc := range []struct {
+		writers  int
+		maxConns int32
+		ok       bool
+	}{
+		{2, 4, true},
+		{2, 3, false},
+		{4, 8, true},
+		{5, 8, false},
+	} {
+		cfg := app.Config{}
+		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
+		cfg.Store.DSN = "postgres://x@127.0.0.1/db"
+		cfg.Ingest.Writers = tc.writers
+		cfg.Store.MaxConns = tc.maxConns
+		err := cfg.WithDefaults().Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("writers %d, pg-max-conns %d: Validate = %v, want ok=%v", tc.writers, tc.maxConns, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "writers") {
+			t.Errorf("error %q does not name writers", err)
+		}
+	}
+}
