@@ -142,7 +142,7 @@ func (r *Report) summarize() {
 	r.cpuFigures(add)
 	add("c / d", "ratio", ratio(c, d), "≥ 30", func(v float64) bool { return v >= 30 })
 	add("freshness p50, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP50 }), "", nil)
-	add("freshness p99, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP99 }), "≤ 500", func(v float64) bool { return v <= 500 })
+	add("freshness p99, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP99 }), "≤ 250", func(v float64) bool { return v <= 250 })
 	add("peak RSS of the pipeline process, this run", "MiB", col(func(x RunResult) float64 { return float64(x.PipelineRSS) / (1 << 20) }), "", nil)
 	if r.RSSEvents > 0 {
 		mib := float64(r.RSSBytes) / (1 << 20)
