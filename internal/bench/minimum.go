@@ -18,17 +18,9 @@ import (
 	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
-var (
-	sqlMinStage  = query("minimum_stage")
-	sqlMinUpsert = query("minimum_upsert")
-)
-
-const (
-	copyUserEvents = `COPY user_events (topic, partition, "offset", id, event_type, username, user_email, user_type, organization_name, received_at, kafka_timestamp) FROM STDIN (FORMAT binary)`
-	copyOrgEvents  = `COPY org_events (topic, partition, "offset", organization_key, organization_name, organization_tier, created_at, kafka_timestamp) FROM STDIN (FORMAT binary)`
-	copyStageUsers = `COPY min_stage_users (id, event_type, username, user_email, user_type, organization_name, received_at, source_partition, source_offset) FROM STDIN (FORMAT binary)`
-	copyStageOrgs  = `COPY min_stage_orgs (organization_name, organization_key, organization_tier, created_at, source_partition, source_offset) FROM STDIN (FORMAT binary)`
-)
+// sqlMinUpsert is the store's two upserts as one simple-protocol query,
+// to which each transaction appends its offset advance.
+var sqlMinUpsert = store.UpsertUsersSQL + ";\n" + store.UpsertOrgsSQL
 
 // minimum is (a2): the same work as (b) and (c), on the same schema and
 // data, written as lean as we can, as the floor that the schema costs. The
@@ -86,7 +78,7 @@ func (b *bencher) minimum(ctx context.Context, run int, r *RunResult) error {
 		if _, err := conn.Exec(ctx, "SET search_path = "+pgx.Identifier{schema}.Sanitize()); err != nil {
 			return err
 		}
-		if _, err := conn.Exec(ctx, sqlMinStage); err != nil {
+		if _, err := conn.Exec(ctx, store.StageTablesSQL); err != nil {
 			return fmt.Errorf("creating the stage tables: %w", err)
 		}
 		w.pg = conn.PgConn()
@@ -127,10 +119,10 @@ type minWriter struct {
 	orgs      []int32
 	nUsers    int // valid user events in the batch
 	nOrgs     int
-	rawUsers  copyBuf
-	rawOrgs   copyBuf
-	stageUser copyBuf
-	stageOrg  copyBuf
+	rawUsers  store.CopyRows
+	rawOrgs   store.CopyRows
+	stageUser store.CopyRows
+	stageOrg  store.CopyRows
 	sql       []byte
 	rd        bytes.Reader
 }
@@ -161,19 +153,19 @@ func (w *minWriter) write(ctx context.Context, batch []int32) error {
 func (w *minWriter) inTx(ctx context.Context) error {
 	copies := []struct {
 		sql string
-		buf *copyBuf
+		buf []byte
 		n   int
 	}{
-		{copyUserEvents, &w.rawUsers, w.nUsers},
-		{copyStageUsers, &w.stageUser, len(w.users)},
-		{copyOrgEvents, &w.rawOrgs, w.nOrgs},
-		{copyStageOrgs, &w.stageOrg, len(w.orgs)},
+		{store.CopyUserEvents, w.rawUsers.Bytes(), w.nUsers},
+		{store.CopyStageUsers, w.stageUser.Bytes(), len(w.users)},
+		{store.CopyOrgEvents, w.rawOrgs.Bytes(), w.nOrgs},
+		{store.CopyStageOrgs, w.stageOrg.Bytes(), len(w.orgs)},
 	}
 	for _, c := range copies {
 		if c.n == 0 {
 			continue
 		}
-		w.rd.Reset(c.buf.b)
+		w.rd.Reset(c.buf)
 		if _, err := w.pg.CopyFrom(ctx, &w.rd, c.sql); err != nil {
 			return fmt.Errorf("%s: %w", c.sql[:strings.Index(c.sql, " (")], err)
 		}
@@ -213,8 +205,8 @@ func (w *minWriter) prepare(batch []int32) {
 	clear(w.newest)
 	clear(w.newestOrg)
 	w.users, w.orgs = w.users[:0], w.orgs[:0]
-	w.rawUsers.reset()
-	w.rawOrgs.reset()
+	w.rawUsers.Reset()
+	w.rawOrgs.Reset()
 	w.nUsers, w.nOrgs = 0, 0
 	for _, i := range batch {
 		it := &w.items[i]
@@ -229,19 +221,7 @@ func (w *minWriter) prepare(batch []int32) {
 		if it.kind == workload.UserEvent {
 			u := &it.user
 			w.nUsers++
-			c := &w.rawUsers
-			c.row(11)
-			c.text(userTopic)
-			c.int4(u.Pos.Partition)
-			c.int8(u.Pos.Offset)
-			c.text(u.ID)
-			c.text(u.Type.String())
-			c.textOrNull(u.Username)
-			c.textOrNull(u.Email)
-			c.textOrNull(u.UserType)
-			c.textOrNull(u.OrganizationName)
-			c.timestamptz(u.ReceivedAt)
-			c.timestamptz(u.LogTime)
+			w.rawUsers.UserEvent(userTopic, u)
 			if j, ok := w.newest[u.ID]; !ok {
 				w.newest[u.ID] = int32(len(w.users))
 				w.users = append(w.users, i)
@@ -252,16 +232,7 @@ func (w *minWriter) prepare(batch []int32) {
 		}
 		o := &it.org
 		w.nOrgs++
-		c := &w.rawOrgs
-		c.row(8)
-		c.text(orgTopic)
-		c.int4(o.Pos.Partition)
-		c.int8(o.Pos.Offset)
-		c.textOrNull(o.Key)
-		c.text(o.Name)
-		c.textOrNull(o.Tier)
-		c.timestamptz(o.CreatedAt)
-		c.timestamptz(o.LogTime)
+		w.rawOrgs.OrgEvent(orgTopic, o)
 		if j, ok := w.newestOrg[o.Name]; !ok {
 			w.newestOrg[o.Name] = int32(len(w.orgs))
 			w.orgs = append(w.orgs, i)
@@ -269,8 +240,6 @@ func (w *minWriter) prepare(batch []int32) {
 			w.orgs[j] = i
 		}
 	}
-	w.rawUsers.finish()
-	w.rawOrgs.finish()
 	w.stageRows()
 	w.buildSQL()
 }
@@ -280,35 +249,14 @@ func (w *minWriter) stageRows() {
 	items := w.items
 	slices.SortFunc(w.users, func(a, b int32) int { return strings.Compare(items[a].user.ID, items[b].user.ID) })
 	slices.SortFunc(w.orgs, func(a, b int32) int { return strings.Compare(items[a].org.Name, items[b].org.Name) })
-	c := &w.stageUser
-	c.reset()
+	w.stageUser.Reset()
 	for _, i := range w.users {
-		u := &items[i].user
-		c.row(9)
-		c.text(u.ID)
-		c.text(u.Type.String())
-		c.textOrNull(u.Username)
-		c.textOrNull(u.Email)
-		c.textOrNull(u.UserType)
-		c.textOrNull(u.OrganizationName)
-		c.timestamptz(u.ReceivedAt)
-		c.int4(u.Pos.Partition)
-		c.int8(u.Pos.Offset)
+		w.stageUser.StageUser(&items[i].user)
 	}
-	c.finish()
-	c = &w.stageOrg
-	c.reset()
+	w.stageOrg.Reset()
 	for _, i := range w.orgs {
-		o := &items[i].org
-		c.row(6)
-		c.text(o.Name)
-		c.textOrNull(o.Key)
-		c.textOrNull(o.Tier)
-		c.timestamptz(o.CreatedAt)
-		c.int4(o.Pos.Partition)
-		c.int8(o.Pos.Offset)
+		w.stageOrg.StageOrg(&items[i].org)
 	}
-	c.finish()
 }
 
 // buildSQL writes the upserts and the offset advance as one query.

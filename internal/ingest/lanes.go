@@ -12,7 +12,7 @@ import (
 // laneDepth is how many shares may wait in a lane's queue behind the one it
 // commits. With the batch being prepared, that keeps each PostgreSQL
 // connection fed without holding more than a few polls in memory.
-const laneDepth = 1
+const laneDepth = 2
 
 // lanes commit batches in two stages, each with one lane per writer
 // (Config.Writers):

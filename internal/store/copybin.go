@@ -35,10 +35,8 @@ var (
 )
 
 // copyBuf is the body of a COPY … FROM STDIN (FORMAT binary). Not
-// goroutine-safe; take one from copyBufs.
+// goroutine-safe.
 type copyBuf struct{ b []byte }
-
-var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
 
 // pgEpochMicros is 2000-01-01T00:00:00Z in Unix microseconds: a binary
 // timestamptz counts microseconds from there.
@@ -83,16 +81,14 @@ func (c *copyBuf) timestamptz(t time.Time) { c.int8(t.UnixMicro() - pgEpochMicro
 // finish writes the trailer.
 func (c *copyBuf) finish() { c.b = binary.BigEndian.AppendUint16(c.b, 0xFFFF) }
 
-// copyBinary sends the rows encode writes to table's cols, in tx, and
-// checks that PostgreSQL took n rows.
-func copyBinary(ctx context.Context, tx pgx.Tx, table string, cols []string, n int, encode func(*copyBuf)) error {
-	c := copyBufs.Get().(*copyBuf)
-	defer copyBufs.Put(c)
-	c.reset()
-	encode(c)
-	c.finish()
-	sql := "COPY " + pgx.Identifier{table}.Sanitize() + " (" + quoteCols(cols) + ") FROM STDIN (FORMAT binary)"
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(c.b), sql)
+// copyBinary sends the rows encode writes with the COPY statement sql, in
+// tx, and checks that PostgreSQL took n rows (table names it in errors).
+func copyBinary(ctx context.Context, tx pgx.Tx, table, sql string, n int, encode func(*CopyRows)) error {
+	r := copyRowsPool.Get().(*CopyRows)
+	defer copyRowsPool.Put(r)
+	r.Reset()
+	encode(r)
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(r.Bytes()), sql)
 	if err != nil {
 		return err
 	}
@@ -102,80 +98,137 @@ func copyBinary(ctx context.Context, tx pgx.Tx, table string, cols []string, n i
 	return nil
 }
 
-func quoteCols(cols []string) string {
+var copyRowsPool = sync.Pool{New: func() any { return new(CopyRows) }}
+
+// copySQL is the binary COPY statement of cols of table.
+func copySQL(table string, cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
 		q[i] = pgx.Identifier{c}.Sanitize()
 	}
-	return strings.Join(q, ", ")
+	return "COPY " + pgx.Identifier{table}.Sanitize() + " (" + strings.Join(q, ", ") + ") FROM STDIN (FORMAT binary)"
 }
 
-func encodeUserEvents(topic string, us []event.User) func(*copyBuf) {
-	return func(c *copyBuf) {
+// CopyRows appends rows to a binary COPY body, in the column order of the
+// statements CopyUserEvents, CopyStageUsers, CopyOrgEvents and
+// CopyStageOrgs. The batch writer uses it, and so does `streamjoin bench`'s
+// floor (a2), so that both send the same bytes. The zero value is ready;
+// Reset starts a body, Bytes ends it. Not goroutine-safe.
+type CopyRows struct {
+	c     copyBuf
+	ended bool
+}
+
+// The COPY statements of the batch writer, for CopyRows bodies.
+var (
+	CopyUserEvents = copySQL("user_events", userEventCols)
+	CopyStageUsers = copySQL("stage_users", stageUserCols)
+	CopyOrgEvents  = copySQL("org_events", orgEventCols)
+	CopyStageOrgs  = copySQL("stage_orgs", stageOrgCols)
+)
+
+// Reset starts a new body, keeping the buffer.
+func (r *CopyRows) Reset() {
+	r.c.reset()
+	r.ended = false
+}
+
+// Bytes ends the body, if it is not ended yet, and returns it; it is valid
+// until the next Reset, and no row may be added after it.
+func (r *CopyRows) Bytes() []byte {
+	if !r.ended {
+		r.c.finish()
+		r.ended = true
+	}
+	return r.c.b
+}
+
+// UserEvent appends u as a row of the raw log user_events, from topic.
+func (r *CopyRows) UserEvent(topic string, u *event.User) {
+	c := &r.c
+	c.row(len(userEventCols))
+	c.text(topic)
+	c.int4(u.Pos.Partition)
+	c.int8(u.Pos.Offset)
+	c.text(u.ID)
+	c.text(u.Type.String())
+	c.textOrNull(u.Username)
+	c.textOrNull(u.Email)
+	c.textOrNull(u.UserType)
+	c.textOrNull(u.OrganizationName)
+	c.timestamptz(u.ReceivedAt)
+	c.timestamptz(u.LogTime)
+}
+
+// StageUser appends u as a row of the staging table stage_users.
+func (r *CopyRows) StageUser(u *event.User) {
+	c := &r.c
+	c.row(len(stageUserCols))
+	c.text(u.ID)
+	c.text(u.Type.String())
+	c.textOrNull(u.Username)
+	c.textOrNull(u.Email)
+	c.textOrNull(u.UserType)
+	c.textOrNull(u.OrganizationName)
+	c.timestamptz(u.ReceivedAt)
+	c.int4(u.Pos.Partition)
+	c.int8(u.Pos.Offset)
+}
+
+// OrgEvent appends o as a row of the raw log org_events, from topic.
+func (r *CopyRows) OrgEvent(topic string, o *event.Org) {
+	c := &r.c
+	c.row(len(orgEventCols))
+	c.text(topic)
+	c.int4(o.Pos.Partition)
+	c.int8(o.Pos.Offset)
+	c.textOrNull(o.Key)
+	c.text(o.Name)
+	c.textOrNull(o.Tier)
+	c.timestamptz(o.CreatedAt)
+	c.timestamptz(o.LogTime)
+}
+
+// StageOrg appends o as a row of the staging table stage_orgs.
+func (r *CopyRows) StageOrg(o *event.Org) {
+	c := &r.c
+	c.row(len(stageOrgCols))
+	c.text(o.Name)
+	c.textOrNull(o.Key)
+	c.textOrNull(o.Tier)
+	c.timestamptz(o.CreatedAt)
+	c.int4(o.Pos.Partition)
+	c.int8(o.Pos.Offset)
+}
+
+func encodeUserEvents(topic string, us []event.User) func(*CopyRows) {
+	return func(r *CopyRows) {
 		for i := range us {
-			u := &us[i]
-			c.row(len(userEventCols))
-			c.text(topic)
-			c.int4(u.Pos.Partition)
-			c.int8(u.Pos.Offset)
-			c.text(u.ID)
-			c.text(u.Type.String())
-			c.textOrNull(u.Username)
-			c.textOrNull(u.Email)
-			c.textOrNull(u.UserType)
-			c.textOrNull(u.OrganizationName)
-			c.timestamptz(u.ReceivedAt)
-			c.timestamptz(u.LogTime)
+			r.UserEvent(topic, &us[i])
 		}
 	}
 }
 
-func encodeStageUsers(us []event.User) func(*copyBuf) {
-	return func(c *copyBuf) {
+func encodeStageUsers(us []event.User) func(*CopyRows) {
+	return func(r *CopyRows) {
 		for i := range us {
-			u := &us[i]
-			c.row(len(stageUserCols))
-			c.text(u.ID)
-			c.text(u.Type.String())
-			c.textOrNull(u.Username)
-			c.textOrNull(u.Email)
-			c.textOrNull(u.UserType)
-			c.textOrNull(u.OrganizationName)
-			c.timestamptz(u.ReceivedAt)
-			c.int4(u.Pos.Partition)
-			c.int8(u.Pos.Offset)
+			r.StageUser(&us[i])
 		}
 	}
 }
 
-func encodeOrgEvents(topic string, os []event.Org) func(*copyBuf) {
-	return func(c *copyBuf) {
+func encodeOrgEvents(topic string, os []event.Org) func(*CopyRows) {
+	return func(r *CopyRows) {
 		for i := range os {
-			o := &os[i]
-			c.row(len(orgEventCols))
-			c.text(topic)
-			c.int4(o.Pos.Partition)
-			c.int8(o.Pos.Offset)
-			c.textOrNull(o.Key)
-			c.text(o.Name)
-			c.textOrNull(o.Tier)
-			c.timestamptz(o.CreatedAt)
-			c.timestamptz(o.LogTime)
+			r.OrgEvent(topic, &os[i])
 		}
 	}
 }
 
-func encodeStageOrgs(os []event.Org) func(*copyBuf) {
-	return func(c *copyBuf) {
+func encodeStageOrgs(os []event.Org) func(*CopyRows) {
+	return func(r *CopyRows) {
 		for i := range os {
-			o := &os[i]
-			c.row(len(stageOrgCols))
-			c.text(o.Name)
-			c.textOrNull(o.Key)
-			c.textOrNull(o.Tier)
-			c.timestamptz(o.CreatedAt)
-			c.int4(o.Pos.Partition)
-			c.int8(o.Pos.Offset)
+			r.StageOrg(&os[i])
 		}
 	}
 }

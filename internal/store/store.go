@@ -102,6 +102,17 @@ func query(name string) string {
 	return string(b)
 }
 
+// The state upsert's statements, exported for `streamjoin bench`'s floor
+// (a2), which runs them on connections of its own: StageTablesSQL creates
+// the session's temporary staging tables (a Store's pool runs it on every
+// new connection), and UpsertUsersSQL and UpsertOrgsSQL apply what was
+// COPYed into them (CopyStageUsers, CopyStageOrgs).
+var (
+	StageTablesSQL = sqlStageTables
+	UpsertUsersSQL = sqlUpsertUsers
+	UpsertOrgsSQL  = sqlUpsertOrgs
+)
+
 var (
 	sqlStageTables  = query("stage_tables")
 	sqlUpsertUsers  = query("upsert_users")

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -123,12 +124,12 @@ func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
 // user_events and org_events, in tx.
 func AppendRawTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	if len(b.Users) > 0 {
-		if err := copyBinary(ctx, tx, "user_events", userEventCols, len(b.Users), encodeUserEvents(b.UserTopic, b.Users)); err != nil {
+		if err := copyBinary(ctx, tx, "user_events", CopyUserEvents, len(b.Users), encodeUserEvents(b.UserTopic, b.Users)); err != nil {
 			return fmt.Errorf("copying user_events: %w", err)
 		}
 	}
 	if len(b.Orgs) > 0 {
-		if err := copyBinary(ctx, tx, "org_events", orgEventCols, len(b.Orgs), encodeOrgEvents(b.OrgTopic, b.Orgs)); err != nil {
+		if err := copyBinary(ctx, tx, "org_events", CopyOrgEvents, len(b.Orgs), encodeOrgEvents(b.OrgTopic, b.Orgs)); err != nil {
 			return fmt.Errorf("copying org_events: %w", err)
 		}
 	}
@@ -142,23 +143,28 @@ func AppendRawTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 // be on a connection of a Store's pool, which creates the session's
 // staging tables when it connects.
 func UpsertStateTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
+	var upserts []string
 	if len(b.Users) > 0 {
 		users := event.LatestUsers(b.Users)
-		if err := copyBinary(ctx, tx, "stage_users", stageUserCols, len(users), encodeStageUsers(users)); err != nil {
+		if err := copyBinary(ctx, tx, "stage_users", CopyStageUsers, len(users), encodeStageUsers(users)); err != nil {
 			return fmt.Errorf("staging users: %w", err)
 		}
-		if _, err := tx.Exec(ctx, sqlUpsertUsers); err != nil {
-			return fmt.Errorf("upserting users: %w", err)
-		}
+		upserts = append(upserts, sqlUpsertUsers)
 	}
 	if len(b.Orgs) > 0 {
 		orgs := event.LatestOrgs(b.Orgs)
-		if err := copyBinary(ctx, tx, "stage_orgs", stageOrgCols, len(orgs), encodeStageOrgs(orgs)); err != nil {
+		if err := copyBinary(ctx, tx, "stage_orgs", CopyStageOrgs, len(orgs), encodeStageOrgs(orgs)); err != nil {
 			return fmt.Errorf("staging organizations: %w", err)
 		}
-		if _, err := tx.Exec(ctx, sqlUpsertOrgs); err != nil {
-			return fmt.Errorf("upserting organizations: %w", err)
-		}
+		upserts = append(upserts, sqlUpsertOrgs)
+	}
+	if len(upserts) == 0 {
+		return nil
+	}
+	// Both upserts in one round trip, through the simple protocol (a
+	// statement with no parameters, in the order staged).
+	if _, err := tx.Conn().PgConn().Exec(ctx, strings.Join(upserts, ";\n")).ReadAll(); err != nil {
+		return fmt.Errorf("upserting users and organizations: %w", err)
 	}
 	return nil
 }
