@@ -78,6 +78,17 @@ func (c *copyBuf) int8(v int64) {
 // truncated event times; Kafka timestamps are milliseconds).
 func (c *copyBuf) timestamptz(t time.Time) { c.int8(t.UnixMicro() - pgEpochMicros) }
 
+// user writes the columns both user tables share, in their order: id,
+// event_type, username, user_email, user_type, organization_name.
+func (c *copyBuf) user(u *event.User) {
+	c.text(u.ID)
+	c.text(u.Type.String())
+	c.textOrNull(u.Username)
+	c.textOrNull(u.Email)
+	c.textOrNull(u.UserType)
+	c.textOrNull(u.OrganizationName)
+}
+
 // finish writes the trailer.
 func (c *copyBuf) finish() { c.b = binary.BigEndian.AppendUint16(c.b, 0xFFFF) }
 
@@ -150,12 +161,7 @@ func (r *CopyRows) UserEvent(topic string, u *event.User) {
 	c.text(topic)
 	c.int4(u.Pos.Partition)
 	c.int8(u.Pos.Offset)
-	c.text(u.ID)
-	c.text(u.Type.String())
-	c.textOrNull(u.Username)
-	c.textOrNull(u.Email)
-	c.textOrNull(u.UserType)
-	c.textOrNull(u.OrganizationName)
+	c.user(u)
 	c.timestamptz(u.ReceivedAt)
 	c.timestamptz(u.LogTime)
 }
@@ -164,12 +170,7 @@ func (r *CopyRows) UserEvent(topic string, u *event.User) {
 func (r *CopyRows) StageUser(u *event.User) {
 	c := &r.c
 	c.row(len(stageUserCols))
-	c.text(u.ID)
-	c.text(u.Type.String())
-	c.textOrNull(u.Username)
-	c.textOrNull(u.Email)
-	c.textOrNull(u.UserType)
-	c.textOrNull(u.OrganizationName)
+	c.user(u)
 	c.timestamptz(u.ReceivedAt)
 	c.int4(u.Pos.Partition)
 	c.int8(u.Pos.Offset)
