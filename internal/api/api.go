@@ -144,6 +144,7 @@ type Server struct {
 	lookups  *coalescer
 	ln       net.Listener
 	stopping chan struct{}
+	started  <-chan struct{} // closed once the data can be read; nil: from the start
 }
 
 // New validates cfg and returns a Server. joined reports whether the consumer
@@ -224,6 +225,27 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// StartAfter makes GET /users/… and /ready answer 503 ("starting") until
+// ready is closed, for a process that serves HTTP before its schema is
+// migrated; /health answers from the start. Call it before Run.
+func (s *Server) StartAfter(ready <-chan struct{}) { s.started = ready }
+
+// starting reports whether the data can't be read yet (see StartAfter).
+func (s *Server) starting() bool {
+	if s.started == nil {
+		return false
+	}
+	select {
+	case <-s.started:
+		return false
+	default:
+		return true
+	}
+}
+
+// errStarting is the answer to reads before StartAfter's channel closes.
+var errStarting = &problem{status: http.StatusServiceUnavailable, detail: "starting: the schema is not migrated yet"}
+
 // Stopping makes /ready answer 503 from now on: the process is shutting down.
 func (s *Server) Stopping() {
 	select {
@@ -268,6 +290,9 @@ func (s *Server) getUsers(w http.ResponseWriter, r *http.Request) {
 	case containsNUL(name):
 		s.fail(w, r, &problem{status: http.StatusBadRequest, detail: "name must not contain NUL"})
 		return
+	case s.starting():
+		s.fail(w, r, errStarting)
+		return
 	}
 	users, err := s.lookups.get(r.Context(), name)
 	if err != nil {
@@ -293,6 +318,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "shutting down"})
 		return
 	default:
+	}
+	if s.starting() {
+		s.fail(w, r, errStarting)
+		return
 	}
 	if err := s.users.Ping(r.Context()); err != nil {
 		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "postgres is not answering", err: err})

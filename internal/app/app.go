@@ -55,8 +55,11 @@ func (c Config) Validate() error {
 	return err
 }
 
-// Run starts the pipeline and the API and blocks until ctx is canceled or a
-// component fails. onListening, if not nil, is called with the API's address
+// Run starts the API, then applies the migrations (waiting for PostgreSQL
+// while it is unreachable), then starts the pipeline, and blocks until ctx
+// is canceled or a component fails. /health answers from the start; reads
+// and /ready answer 503 until the schema is migrated and the consumer has
+// joined its group. onListening, if not nil, is called with the API's address
 // once it is bound. Run returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(net.Addr)) error {
 	cfg = cfg.WithDefaults()
@@ -73,13 +76,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 			st.Close()
 		}
 	}()
-	if err := Migrate(ctx, st, logger); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	conn, err := kafka.New(cfg.Kafka, logger.With("component", "kafka"), reg)
@@ -94,6 +90,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	if err != nil {
 		return err
 	}
+	// HTTP comes first, so that /health answers while PostgreSQL is still
+	// being waited for; reads answer 503 until the schema is migrated.
+	migrated := make(chan struct{})
+	srv.StartAfter(migrated)
 	addr, err := srv.Listen()
 	if err != nil {
 		return err
@@ -108,6 +108,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	ingestDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(ingestDone)
+		if err := Migrate(gctx, st, logger); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		close(migrated)
 		return consumer.Run(gctx)
 	})
 	g.Go(func() error { return srv.Run(httpCtx) })
