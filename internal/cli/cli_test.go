@@ -41,6 +41,8 @@ func TestEveryCommandRejectsABadSettingAtStart(t *testing.T) {
 			env: []string{"STREAMJOIN_WRITERS=0"}, flag: "writers", from: "STREAMJOIN_WRITERS"},
 		{name: "run: validated flag", args: []string{"run", "--postgres", dsn, "--brokers", broker, "--start-offset", "middle"},
 			flag: "start-offset", from: "the command line"},
+		{name: "run: bad instance id", args: []string{"run", "--postgres", dsn, "--brokers", broker, "--instance-id", "pod 0"},
+			flag: "instance-id", from: "the command line"},
 		{name: "run: unparsable flag", args: []string{"run", "--postgres", dsn, "--brokers", broker, "--pg-max-conns", "x"},
 			flag: "pg-max-conns", from: "the command line"},
 		{name: "run: missing postgres", args: []string{"run", "--brokers", broker},

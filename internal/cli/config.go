@@ -145,6 +145,7 @@ func storeFlags(fs *pflag.FlagSet, c *store.Config) {
 func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	d := ingest.DefaultConfig()
 	fs.StringVar(&c.Group, "group", d.Group, "Kafka consumer group")
+	fs.StringVar(&c.InstanceID, "instance-id", "", "static group member id (KIP-345), stable per process, e.g. the pod name: a restart resumes at once instead of after --session-timeout (default: a dynamic member)")
 	fs.StringVar(&c.UserTopic, "user-topic", d.UserTopic, "topic of user events")
 	fs.StringVar(&c.OrgTopic, "org-topic", d.OrgTopic, "topic of organization events")
 	fs.StringVar(&c.DLQSuffix, "dlq-suffix", d.DLQSuffix, "suffix naming each source topic's dead-letter topic")

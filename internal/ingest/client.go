@@ -22,7 +22,7 @@ func (c *Consumer) startOffset() kgo.Offset {
 // produces.
 func (c *Consumer) groupOpts() []kgo.Opt {
 	start := c.startOffset()
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.SessionTimeout(c.cfg.SessionTimeout),
 		kgo.RebalanceTimeout(c.cfg.RebalanceTimeout),
@@ -65,6 +65,10 @@ func (c *Consumer) groupOpts() []kgo.Opt {
 		// source partition (modulo the DLQ's partition count), in order.
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	}
+	if c.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.cfg.InstanceID))
+	}
+	return opts
 }
 
 func (c *Consumer) forget(parts map[string][]int32) {

@@ -18,6 +18,15 @@ import (
 type Config struct {
 	// Group is the Kafka consumer group. Default "streamjoin".
 	Group string
+	// InstanceID makes this member static (KIP-345): a process restarted
+	// with the same id takes its predecessor's place and partitions at
+	// once, without waiting out the session timeout, and without a
+	// rebalance. Give each process its own stable id (the pod name of a
+	// StatefulSet). A static member does not leave the group when it stops:
+	// its partitions wait up to SessionTimeout for it to come back. Empty
+	// (the default): a dynamic member, which leaves on a clean stop, and
+	// whose replacement after a crash waits out the session timeout.
+	InstanceID string
 	// UserTopic and OrgTopic are the source topics. Defaults "user_events"
 	// and "org_events".
 	UserTopic string
@@ -143,6 +152,11 @@ func (c Config) Validate() error {
 	}
 	if c.Group == "" {
 		return errors.New("group: must not be empty")
+	}
+	if c.InstanceID != "" {
+		if err := validTopic(c.InstanceID); err != nil {
+			return fmt.Errorf("instance-id %q: %w", c.InstanceID, err)
+		}
 	}
 	if c.Partitions < 1 {
 		return fmt.Errorf("partitions %d: must be at least 1", c.Partitions)
