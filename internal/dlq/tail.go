@@ -17,7 +17,8 @@ import (
 // came from (-1 where the dead-letter partition is empty). topicOf names a
 // source topic's dead-letter topic. Dead letters of source partition p go to
 // dead-letter partition p in source offset order, so that record is the
-// highest source offset already dead-lettered.
+// highest source offset already dead-lettered. A partition that retention
+// has emptied counts as empty: what it held was committed long ago.
 //
 // It blocks until every tail is read, ctx ends, or 30 s pass. Its clients
 // are its own (it runs inside the group client's callbacks) and are closed
@@ -39,9 +40,16 @@ func Tails(ctx context.Context, conn *kafka.Connector, topicOf func(source strin
 		return nil, err
 	}
 	defer admCl.Close()
-	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topics...)
+	adm := kadm.NewClient(admCl)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("listing dead-letter end offsets: %w", err)
+	}
+	// A partition that retention emptied has an end above 0 and nothing
+	// left to read: its start offset is its end.
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing dead-letter start offsets: %w", err)
 	}
 	want := map[string]map[int32]kgo.Offset{}
 	last := map[Partition]int64{} // dead-letter partition → its last offset
@@ -54,7 +62,7 @@ func Tails(ctx context.Context, conn *kafka.Connector, topicOf func(source strin
 		if e.Err != nil {
 			return nil, fmt.Errorf("listing end offset of %s/%d: %w", dl.Topic, dl.Partition, e.Err)
 		}
-		if e.Offset <= 0 {
+		if st, ok := starts.Lookup(dl.Topic, dl.Partition); e.Offset <= 0 || (ok && st.Err == nil && st.Offset >= e.Offset) {
 			continue
 		}
 		if want[dl.Topic] == nil {

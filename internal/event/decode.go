@@ -279,6 +279,17 @@ var timeLayouts = []string{
 	time.RFC3339Nano,
 }
 
+// CheckLogTime rejects a record's Kafka timestamp outside the years 0001 to
+// 9999, which is stored beside the event (kafka_timestamp) and which a
+// producer sets freely: PostgreSQL refuses some such values, which would
+// fail their batch for good. The error is an *Error (bad_timestamp).
+func CheckLogTime(t time.Time) error {
+	if t.Before(minTime) || t.After(maxTime) {
+		return reject(CodeBadTimestamp, "the record's Kafka timestamp (%d ms) is out of range (years 0001 to 9999)", t.UnixMilli())
+	}
+	return nil
+}
+
 // minTime and maxTime bound the accepted event times: four-digit years that
 // PostgreSQL's timestamptz stores exactly.
 var (

@@ -62,14 +62,18 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 		case c.cfg.UserTopic:
 			var u event.User
 			if u, err = c.dec.User(r.Value, pos); err == nil {
-				u.LogTime = r.Timestamp
-				b.Users = append(b.Users, u)
+				if err = event.CheckLogTime(r.Timestamp); err == nil {
+					u.LogTime = r.Timestamp
+					b.Users = append(b.Users, u)
+				}
 			}
 		case c.cfg.OrgTopic:
 			var o event.Org
 			if o, err = c.dec.Org(r.Value, pos); err == nil {
-				o.LogTime = r.Timestamp
-				b.Orgs = append(b.Orgs, o)
+				if err = event.CheckLogTime(r.Timestamp); err == nil {
+					o.LogTime = r.Timestamp
+					b.Orgs = append(b.Orgs, o)
+				}
 			}
 		}
 		if err != nil {

@@ -145,15 +145,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// a partition claimed since is fenced.
 	//
 	// A commit that fails for good ends the loop at once, even while the
-	// poll waits for records that may never come.
-	loop, failed := context.WithCancelCause(ctx)
-	defer failed(nil)
-	ls := c.startLanes(work, lag, failed)
+	// poll waits for records that may never come, and the work in flight
+	// with it: the process is going down with that error, and whatever has
+	// not committed is read again by the next owner.
+	loop, endLoop := context.WithCancelCause(ctx)
+	defer endLoop(nil)
+	fail := func(err error) {
+		endLoop(err)
+		cancelWork()
+	}
+	ls := c.startLanes(work, lag, fail)
 	stop := func(err error) error {
 		cl.AllowRebalance()
 		// The batches queued may finish; records polled after shutdown
 		// began are not processed and will be read again.
 		err = errors.Join(err, ls.close())
+		if cause := context.Cause(loop); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause // a failure that ended the loop, whatever followed it
+		}
 		if err != nil && work.Err() != nil {
 			c.log.Warn("shutdown timeout: batches in flight abandoned; they will be read again", "err", err)
 			return nil
@@ -179,8 +188,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			if next != nil {
 				c.recordPrepared(next.b)
-				if err := ls.submit(loop, next); err != nil {
-					return stop(nil) // the loop ended while a lane was full
+				// Submitted under work, not loop: a batch whose dead
+				// letters are acknowledged still commits after a stop,
+				// within the shutdown timeout.
+				if err := ls.submit(work, next); err != nil {
+					return stop(nil) // a failure or the shutdown timeout ended it
 				}
 			}
 		}

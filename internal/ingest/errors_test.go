@@ -140,3 +140,50 @@ func TestFailedStateHoldsTheLog(t *testing.T) {
 		t.Errorf("%d raw rows and moved offsets after the state failed, want 0", n)
 	}
 }
+
+// splitFailingWriter fails the log of partition 1 for good and that of
+// partition 0 with a transport error, forever.
+type splitFailingWriter struct {
+	ingest.Writer
+	bug error
+}
+
+func (w *splitFailingWriter) WriteLog(_ context.Context, b *store.Batch) error {
+	for _, a := range b.Offsets {
+		if a.Partition == 1 {
+			return w.bug
+		}
+	}
+	return fmt.Errorf("simulated outage: %w", io.ErrUnexpectedEOF)
+}
+
+// TestPermanentErrorEndsRunWhileAnotherLaneRetries: a failure for good in
+// one lane ends Run with it at once, even while another lane is retrying an
+// outage that never ends; the process must not hang on it.
+func TestPermanentErrorEndsRunWhileAnotherLaneRetries(t *testing.T) {
+	t.Parallel()
+	e := setup(t, kfake.SeedTopics(2, "user_events", "org_events"))
+	users, _ := workload(8, 20, 200, 2, 0)
+	produce(t, e.broker, "user_events", users)
+	cfg := e.config(500)
+	cfg.Writers = 2
+	cfg.RetryBackoffMax = 50 * time.Millisecond
+	cfg.ShutdownTimeout = time.Minute // a stop would let the retrying lane go on
+	w := &splitFailingWriter{Writer: e.st, bug: errors.New("log bug")}
+	c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, w.bug) {
+			t.Fatalf("Run = %v, want the permanent error", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run still running 15s after a permanent error, behind a lane that retries an outage")
+	}
+}

@@ -38,7 +38,7 @@ const laneDepth = 2
 type lanes struct {
 	c       *Consumer
 	lag     *lagCommitter
-	failed  context.CancelCauseFunc
+	failed  func(error)
 	state   []chan stateShare
 	logs    []chan *pending
 	wg      sync.WaitGroup
@@ -93,7 +93,7 @@ type stateShare struct {
 // startLanes starts the lanes. They commit with ctx; a commit that fails for
 // good is reported through failed, after which its lane commits nothing
 // more, and a log share whose state failed is not committed.
-func (c *Consumer) startLanes(ctx context.Context, lag *lagCommitter, failed context.CancelCauseFunc) *lanes {
+func (c *Consumer) startLanes(ctx context.Context, lag *lagCommitter, failed func(error)) *lanes {
 	n := c.cfg.Writers
 	ls := &lanes{c: c, lag: lag, failed: failed, errs: make([]error, 2*n), writers: n}
 	for i := range n {

@@ -105,12 +105,15 @@ func (c *Connector) Opts(role string, opts ...kgo.Opt) []kgo.Opt {
 // the two never register the same series.
 func (c *Connector) NewClient(role string, opts ...kgo.Opt) (*kgo.Client, error) {
 	all := c.Opts(role, opts...)
-	if m := c.meter(role); m != nil {
+	m := c.meter(role)
+	if m != nil {
 		all = append(all, kgo.WithHooks(m, released{c, role}))
 	}
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
-		c.release(role)
+		if m != nil { // the slot is this client's, not a live one's
+			c.release(role)
+		}
 		return nil, fmt.Errorf("creating kafka client (%s): %w", role, err)
 	}
 	return cl, nil

@@ -13,9 +13,13 @@ import (
 // Step is work a caller adds to every batch transaction (an outbox, window
 // state): WriteBatch and WriteLog run the steps on the batch's transaction,
 // in the order they were added, after the raw-log COPY (and, in WriteBatch,
-// the state upserts; WriteLog follows a committed WriteState) and before
-// the fenced offset advance. Their writes commit with the offsets or not at
-// all: a fenced batch rolls them back too.
+// the state upserts) and before the fenced offset advance. Their writes
+// commit with the offsets or not at all: a fenced batch rolls them back too.
+//
+// The consumer uses WriteLog, after the batch's state committed through
+// WriteState, and the state of later batches may have committed too: a
+// step that reads users or organizations sees state at least as new as its
+// batch, possibly newer.
 //
 // A step that returns an error rolls back the whole batch, and WriteBatch
 // returns that error wrapped, so that Classify sorts it: return a
