@@ -84,3 +84,18 @@ func (e *env) startWith(t *testing.T, cfg ingest.Config, w ingest.Writer) (stop 
 	t.Cleanup(stop)
 	return stop
 }
+
+// runUntil runs a consumer writing through w for at most limit, and returns
+// its context (to tell a timeout from an error), a cancel function, and the
+// channel Run's result arrives on.
+func (e *env) runUntil(t *testing.T, cfg ingest.Config, w ingest.Writer, limit time.Duration) (context.Context, context.CancelFunc, <-chan error) {
+	t.Helper()
+	c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	return ctx, cancel, done
+}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/streamjoin/streamjoin/internal/ingest"
 	"github.com/streamjoin/streamjoin/internal/store"
-	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
 // brokenWriter fails every batch with err.
@@ -52,14 +51,8 @@ func TestWriteErrorClasses(t *testing.T) {
 			cfg.Writers = 1
 			cfg.RetryBackoffMax = 20 * time.Millisecond
 			w := &brokenWriter{Writer: e.st, err: tc.err}
-			c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel, done := e.runUntil(t, cfg, w, 30*time.Second)
 			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- c.Run(ctx) }()
 			if !tc.permanent {
 				for w.calls.Load() < 3 {
 					select {
@@ -74,7 +67,7 @@ func TestWriteErrorClasses(t *testing.T) {
 				}
 				return
 			}
-			err = <-done
+			err := <-done
 			if ctx.Err() != nil {
 				t.Fatalf("Run kept retrying a permanent error for 30s (%d attempts)", w.calls.Load())
 			}
@@ -117,13 +110,9 @@ func TestFailedStateHoldsTheLog(t *testing.T) {
 	produce(t, e.broker, "user_events", users)
 	cfg := e.config(50)
 	w := &stateFailingWriter{Writer: e.st, err: errors.New("state bug")}
-	c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, cancel, done := e.runUntil(t, cfg, w, 30*time.Second)
 	defer cancel()
-	if err := c.Run(ctx); !errors.Is(err, w.err) {
+	if err := <-done; !errors.Is(err, w.err) {
 		t.Fatalf("Run = %v, want the state error", err)
 	}
 	if w.states.Load() == 0 {
@@ -170,14 +159,8 @@ func TestPermanentErrorEndsRunWhileAnotherLaneRetries(t *testing.T) {
 	cfg.RetryBackoffMax = 50 * time.Millisecond
 	cfg.ShutdownTimeout = time.Minute // a stop would let the retrying lane go on
 	w := &splitFailingWriter{Writer: e.st, bug: errors.New("log bug")}
-	c, err := ingest.New(cfg, e.connector(t), w, nil, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, cancel, done := e.runUntil(t, cfg, w, 30*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
 	select {
 	case err := <-done:
 		if !errors.Is(err, w.bug) {
