@@ -50,6 +50,9 @@ func TestWriteErrorClasses(t *testing.T) {
 			cfg := e.config(100)
 			cfg.Writers = 1
 			cfg.RetryBackoffMax = 20 * time.Millisecond
+			// After cancel, the lane retrying an outage gets this long
+			// before its batch is abandoned.
+			cfg.ShutdownTimeout = time.Second
 			w := &brokenWriter{Writer: e.st, err: tc.err}
 			ctx, cancel, done := e.runUntil(t, cfg, w, 30*time.Second)
 			defer cancel()
