@@ -160,6 +160,7 @@ func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	fs.DurationVar(&c.RetryBackoffMax, "retry-backoff-max", d.RetryBackoffMax, "cap of the backoff between retries of a failed write")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long the batch in flight may take to commit at shutdown")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", d.SessionTimeout, "how long the group waits for a silent member before reassigning its partitions")
+	fs.DurationVar(&c.ProgressInterval, "progress-interval", d.ProgressInterval, "how often to log a progress line while records are committed (none while idle)")
 	fs.DurationVar(&c.RebalanceTimeout, "rebalance-timeout", d.RebalanceTimeout, "how long a rebalance waits for each member to finish its batch and rejoin")
 }
 

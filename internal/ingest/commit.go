@@ -43,10 +43,13 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 	for _, d := range p.dead {
 		if src := sourceOf(d); committed[src.tp] {
 			c.metrics.records.WithLabelValues(src.tp.Topic, "dead_letter").Inc()
+			c.progress.deadLetters.Add(1)
 			c.metrics.deadLetters.WithLabelValues(src.tp.Topic, dlq.Header(d, dlq.HeaderErrorCode)).Inc()
 		}
 	}
 	c.metrics.batches.Inc()
+	c.progress.records.Add(int64(len(b.Users) + len(b.Orgs)))
+	c.progress.batches.Add(1)
 	c.metrics.batchSeconds.Observe(time.Since(p.started).Seconds())
 	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(p.dead), "took", time.Since(p.started))
 }

@@ -63,6 +63,10 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 45s.
 	SessionTimeout time.Duration
+	// ProgressInterval is how often the consumer logs a progress line
+	// (records, rate, dead letters) while records are committed; an idle
+	// stream logs none. Default 10s.
+	ProgressInterval time.Duration
 	// RebalanceTimeout is how long the group waits, in a rebalance, for
 	// every member to finish its batch and rejoin; a member that takes
 	// longer is removed and its partitions move on (its late batch is then
@@ -72,17 +76,18 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultGroup           = "streamjoin"
-	DefaultUserTopic       = "user_events"
-	DefaultOrgTopic        = "org_events"
-	DefaultDLQSuffix       = ".dlq"
-	DefaultPartitions      = 6
-	DefaultMaxPollRecords  = 10000
-	DefaultWriters         = 2
-	DefaultFetchMaxBytes   = 8 << 20
-	DefaultRetryBackoffMax = 10 * time.Second
-	DefaultShutdownTimeout = 30 * time.Second
-	DefaultSessionTimeout  = 45 * time.Second
+	DefaultGroup            = "streamjoin"
+	DefaultUserTopic        = "user_events"
+	DefaultOrgTopic         = "org_events"
+	DefaultDLQSuffix        = ".dlq"
+	DefaultPartitions       = 6
+	DefaultMaxPollRecords   = 10000
+	DefaultWriters          = 2
+	DefaultFetchMaxBytes    = 8 << 20
+	DefaultRetryBackoffMax  = 10 * time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+	DefaultSessionTimeout   = 45 * time.Second
+	DefaultProgressInterval = 10 * time.Second
 	// DefaultRebalanceTimeout is Kafka's own default.
 	DefaultRebalanceTimeout = 60 * time.Second
 )
@@ -133,6 +138,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RebalanceTimeout == 0 {
 		c.RebalanceTimeout = DefaultRebalanceTimeout
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = DefaultProgressInterval
 	}
 	return c
 }
@@ -187,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTimeout < time.Second {
 		return fmt.Errorf("session-timeout %s: must be at least 1s", c.SessionTimeout)
+	}
+	if c.ProgressInterval < 100*time.Millisecond {
+		return fmt.Errorf("progress-interval %s: must be at least 100ms", c.ProgressInterval)
 	}
 	if c.RebalanceTimeout < time.Second {
 		return fmt.Errorf("rebalance-timeout %s: must be at least 1s", c.RebalanceTimeout)

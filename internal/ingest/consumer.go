@@ -35,12 +35,13 @@ type Writer interface {
 // Create it with New and call Run once. Joined is safe to call from any
 // goroutine.
 type Consumer struct {
-	cfg     Config
-	conn    *kafka.Connector
-	st      Writer
-	log     *slog.Logger
-	dec     *event.Decoder
-	metrics *Metrics
+	cfg      Config
+	conn     *kafka.Connector
+	st       Writer
+	log      *slog.Logger
+	dec      *event.Decoder
+	metrics  *Metrics
+	progress progress
 
 	joined atomic.Bool
 
@@ -136,6 +137,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	lagDone := make(chan struct{})
 	go func() { defer close(lagDone); lag.run(lagCtx) }()
 	defer func() { stopLag(); <-lagDone }()
+	// One line per ProgressInterval while records flow; the last one comes
+	// after the lanes have closed (stop closes them before Run returns).
+	progCtx, stopProgress := context.WithCancel(context.WithoutCancel(ctx))
+	progDone := make(chan struct{})
+	go func() { defer close(progDone); c.reportProgress(progCtx, c.cfg.ProgressInterval) }()
+	defer func() { stopProgress(); <-progDone }()
 	c.log.Info("consuming", "brokers", c.conn.Brokers(), "group", c.cfg.Group, "topics", []string{c.cfg.UserTopic, c.cfg.OrgTopic})
 
 	// Batches commit in the writers' lanes while the next ones are polled,
