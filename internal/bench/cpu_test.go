@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"math"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -89,5 +90,33 @@ func TestClusterCPUCountsExitedBackends(t *testing.T) {
 	}
 	if got := clusterSeconds(start, end); got < burned {
 		t.Errorf("cluster CPU %.2fs, less than the %.2fs the exited backend used", got, burned)
+	}
+}
+
+// The child's figure comes from readProcStat: a child that is busy on the
+// CPU for the whole window must show as a good part of a core (ticks are
+// 10 ms; the machine may be shared).
+func TestCPUMeterReadsAChildsCPU(t *testing.T) {
+	// Shell arithmetic: CPU in the shell itself, not in children.
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 100000000 ]; do i=$((i+1)); done")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	time.Sleep(100 * time.Millisecond)
+	m, err := startCPU(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	c, err := m.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Streamjoin < 0.2 || c.Streamjoin > 1.2 {
+		t.Fatalf("a busy child's CPU over the window = %.2f cores, want between 0.2 and 1.2", c.Streamjoin)
+	}
+	if c.Postgres != nil {
+		t.Errorf("PostgreSQL figure %v without a postmaster, want none", *c.Postgres)
 	}
 }
