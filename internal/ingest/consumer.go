@@ -167,8 +167,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// The batches queued may finish; records polled after shutdown
 		// began are not processed and will be read again.
 		err = errors.Join(err, ls.close())
-		if cause := context.Cause(loop); cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause // a failure that ended the loop, whatever followed it
+		// The loop ended by a failure of ours, not by ctx (whose own
+		// cause the loop would share), whatever followed it.
+		if cause := context.Cause(loop); cause != nil && !errors.Is(cause, context.Cause(ctx)) {
+			return cause
 		}
 		if err != nil && work.Err() != nil {
 			c.log.Warn("shutdown timeout: batches in flight abandoned; they will be read again", "err", err)
