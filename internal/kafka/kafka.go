@@ -83,17 +83,16 @@ func (c *Connector) Config() Config { return c.cfg }
 // Brokers returns the seed brokers.
 func (c *Connector) Brokers() []string { return c.cfg.Brokers }
 
-// Opts returns the connection options every client gets, for a role (a
+// opts returns the connection options every client gets, for a role (a
 // short name such as "consumer" or "dlq-reader" that labels its logs and
-// metrics), followed by opts. NewClient uses it; it is exported for callers
-// that pass options on to another constructor.
-func (c *Connector) Opts(role string, opts ...kgo.Opt) []kgo.Opt {
+// metrics), followed by extra.
+func (c *Connector) opts(role string, extra ...kgo.Opt) []kgo.Opt {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID(c.cfg.ClientID),
 		kgo.WithLogger(newLogger(c.log.With("kafka_client", role))),
 	}
-	return append(base, opts...)
+	return append(base, extra...)
 }
 
 // NewClient returns a new client for role, with the connection options and
@@ -104,7 +103,7 @@ func (c *Connector) Opts(role string, opts ...kgo.Opt) []kgo.Opt {
 // short-lived reader opened while another is open) carries none, so that
 // the two never register the same series.
 func (c *Connector) NewClient(role string, opts ...kgo.Opt) (*kgo.Client, error) {
-	all := c.Opts(role, opts...)
+	all := c.opts(role, opts...)
 	m := c.meter(role)
 	if m != nil {
 		all = append(all, kgo.WithHooks(m, released{c, role}))

@@ -44,14 +44,6 @@ func (p Policy) WithDefaults() Policy {
 	return p
 }
 
-// Validate reports a bad setting.
-func (p Policy) Validate() error {
-	if p.Initial < 0 || p.Max < 0 {
-		return errors.New("retry waits must not be negative")
-	}
-	return nil
-}
-
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct{ err error }
 
@@ -65,12 +57,6 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err}
-}
-
-// IsPermanent reports whether err was marked with Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
 }
 
 // Do runs fn until it returns nil, returns an error marked Permanent, or ctx
@@ -102,7 +88,7 @@ func Do(ctx context.Context, p Policy, logger *slog.Logger, what string, fn func
 	case err == nil:
 		st.recovered()
 		return nil
-	case ctx.Err() != nil && !IsPermanent(err) && errors.Is(err, context.Cause(ctx)):
+	case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
 		// backoff returns the context's cause bare once ctx has ended.
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -39,7 +39,7 @@ func TestDo(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Errorf("err = %v, want %v", err, tc.wantErr)
 			}
-			if IsPermanent(err) {
+			if perm := (*permanentError)(nil); errors.As(err, &perm) {
 				t.Errorf("err %v still carries the permanent mark", err)
 			}
 		})

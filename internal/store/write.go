@@ -67,12 +67,7 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 		if err := UpsertStateTx(ctx, tx, b); err != nil {
 			return err
 		}
-		for i, step := range s.steps {
-			if err := step(ctx, tx, b); err != nil {
-				return fmt.Errorf("batch step %d: %w", i+1, err)
-			}
-		}
-		return AdvanceOffsetsTx(ctx, tx, b.Offsets)
+		return s.stepsAndAdvanceTx(ctx, tx, b)
 	})
 	if err != nil {
 		return fmt.Errorf("writing batch: %w", err)
@@ -111,17 +106,23 @@ func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
 		if err := AppendRawTx(ctx, tx, b); err != nil {
 			return err
 		}
-		for i, step := range s.steps {
-			if err := step(ctx, tx, b); err != nil {
-				return fmt.Errorf("batch step %d: %w", i+1, err)
-			}
-		}
-		return AdvanceOffsetsTx(ctx, tx, b.Offsets)
+		return s.stepsAndAdvanceTx(ctx, tx, b)
 	})
 	if err != nil {
 		return fmt.Errorf("writing log: %w", err)
 	}
 	return nil
+}
+
+// stepsAndAdvanceTx runs the steps, then the fenced advance of b's offsets,
+// in tx: the end of every batch transaction.
+func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
+	for i, step := range s.steps {
+		if err := step(ctx, tx, b); err != nil {
+			return fmt.Errorf("batch step %d: %w", i+1, err)
+		}
+	}
+	return AdvanceOffsetsTx(ctx, tx, b.Offsets)
 }
 
 // AppendRawTx copies every record of b, as it arrived, into the raw logs
