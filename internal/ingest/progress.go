@@ -14,29 +14,46 @@ type progress struct {
 	batches     atomic.Int64 // lane shares committed
 }
 
-// reportProgress logs one line every interval in which records were
-// committed: how many, the rate, the dead letters and the commits, and the
-// totals since start. An idle stream logs nothing. It blocks until ctx
+// progressCounts is a reading of progress.
+type progressCounts struct{ records, deadLetters, batches int64 }
+
+func (p *progress) read() progressCounts {
+	return progressCounts{p.records.Load(), p.deadLetters.Load(), p.batches.Load()}
+}
+
+// progressLine returns the attributes of the line for an interval of d that
+// went from prev to cur, or false when nothing was committed in it (an idle
+// stream logs nothing).
+func progressLine(prev, cur progressCounts, d time.Duration) ([]any, bool) {
+	if cur.records == prev.records && cur.deadLetters == prev.deadLetters {
+		return nil, false
+	}
+	rate := int64(0)
+	if d > 0 {
+		rate = int64(float64(cur.records-prev.records) / d.Seconds())
+	}
+	return []any{
+		"records", cur.records - prev.records,
+		"per_second", rate,
+		"dead_letters", cur.deadLetters - prev.deadLetters,
+		"commits", cur.batches - prev.batches,
+		"records_total", cur.records,
+		"dead_letters_total", cur.deadLetters,
+	}, true
+}
+
+// reportProgress logs a progressLine every interval. It blocks until ctx
 // ends, then logs what the last interval committed, if anything.
 func (c *Consumer) reportProgress(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var lastRecords, lastDead, lastBatches int64
-	last := time.Now()
+	prev, last := progressCounts{}, time.Now()
 	report := func() {
-		records, dead, batches := c.progress.records.Load(), c.progress.deadLetters.Load(), c.progress.batches.Load()
-		if records == lastRecords && dead == lastDead {
-			return
+		cur, now := c.progress.read(), time.Now()
+		if attrs, ok := progressLine(prev, cur, now.Sub(last)); ok {
+			c.log.Info("progress", attrs...)
 		}
-		now := time.Now()
-		c.log.Info("progress",
-			"records", records-lastRecords,
-			"per_second", int64(float64(records-lastRecords)/now.Sub(last).Seconds()),
-			"dead_letters", dead-lastDead,
-			"commits", batches-lastBatches,
-			"records_total", records,
-			"dead_letters_total", dead)
-		lastRecords, lastDead, lastBatches, last = records, dead, batches, now
+		prev, last = cur, now // the rate is per interval, idle ones included
 	}
 	for {
 		select {
