@@ -25,42 +25,69 @@ type Producer interface {
 // Decode reads a JSON array of values, or a stream of values (NDJSON or
 // concatenated JSON), and returns each value's bytes.
 func Decode(r io.Reader) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	err := Each(r, func(v json.RawMessage) error {
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Each reads what Decode reads and calls fn with each value in order,
+// holding one value at a time: memory is bounded by the largest value, not
+// the input. A value's bytes are fn's to keep. It stops at fn's first error
+// and returns it unwrapped; a malformed input returns an error naming the
+// value where reading failed.
+func Each(r io.Reader, fn func(json.RawMessage) error) error {
 	br := bufio.NewReader(r)
 	dec := json.NewDecoder(br)
 	first, err := peekNonSpace(br)
 	if errors.Is(err, io.EOF) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading input: %w", err)
+		return fmt.Errorf("reading input: %w", err)
 	}
-	var out []json.RawMessage
+	n := 0
 	if first == '[' {
 		if _, err := dec.Token(); err != nil {
-			return nil, fmt.Errorf("reading JSON array: %w", err)
+			return fmt.Errorf("reading JSON array: %w", err)
 		}
 		for dec.More() {
 			var v json.RawMessage
 			if err := dec.Decode(&v); err != nil {
-				return nil, fmt.Errorf("reading element %d: %w", len(out), err)
+				return fmt.Errorf("reading element %d: %w", n, err)
 			}
-			out = append(out, v)
+			if err := fn(v); err != nil {
+				return err
+			}
+			n++
 		}
 		if _, err := dec.Token(); err != nil {
-			return nil, fmt.Errorf("reading JSON array end: %w", err)
+			return fmt.Errorf("reading JSON array end: %w", err)
 		}
-		return out, nil
+		// Anything but space after the array would be silently dropped.
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return fmt.Errorf("after the JSON array's end: want the end of input (%v)", err)
+		}
+		return nil
 	}
 	for {
 		var v json.RawMessage
 		err := dec.Decode(&v)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading value %d: %w", len(out), err)
+			return fmt.Errorf("reading value %d: %w", n, err)
 		}
-		out = append(out, v)
+		if err := fn(v); err != nil {
+			return err
+		}
+		n++
 	}
 }
 

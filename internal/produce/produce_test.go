@@ -21,6 +21,8 @@ func TestDecode(t *testing.T) {
 		{name: "empty input", in: "  \n", want: nil},
 		{name: "broken array", in: `[{"a":1},`, wantErr: true},
 		{name: "broken ndjson", in: "{\"a\":1}\n{\"a\":", wantErr: true},
+		{name: "data after the array", in: `[{"a":1}] {"a":2}`, wantErr: true},
+		{name: "bracket after the array", in: `[{"a":1}]]`, wantErr: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
