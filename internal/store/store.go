@@ -38,6 +38,11 @@ type Config struct {
 	// it, such a process would block the member that took over its
 	// partitions for as long as it stays frozen. Default 15s.
 	IdleInTransactionTimeout time.Duration
+	// Changelog makes every state write also write the profiles it changes
+	// to the changelog outbox (UpsertStateChangelogTx)
+	// for the relay in internal/changelog. Every writer of one schema must
+	// agree on it. Default false.
+	Changelog bool
 }
 
 // Defaults for Config.

@@ -64,7 +64,7 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 		if err := AppendRawTx(ctx, tx, b); err != nil {
 			return err
 		}
-		if err := UpsertStateTx(ctx, tx, b); err != nil {
+		if err := s.upsertStateTx(ctx, tx, b); err != nil {
 			return err
 		}
 		return s.stepsAndAdvanceTx(ctx, tx, b)
@@ -88,6 +88,9 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 func (s *Store) WriteState(ctx context.Context, b *Batch) error {
 	if len(b.Users)+len(b.Orgs) == 0 {
 		return nil
+	}
+	if s.cfg.Changelog {
+		return s.writeStateChangelog(ctx, b)
 	}
 	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return UpsertStateTx(ctx, tx, b) }); err != nil {
 		return fmt.Errorf("writing state: %w", err)
@@ -123,6 +126,15 @@ func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) erro
 		}
 	}
 	return AdvanceOffsetsTx(ctx, tx, b.Offsets)
+}
+
+// upsertStateTx is UpsertStateTx, or UpsertStateChangelogTx for a store
+// with a changelog.
+func (s *Store) upsertStateTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
+	if s.cfg.Changelog {
+		return UpsertStateChangelogTx(ctx, tx, b)
+	}
+	return UpsertStateTx(ctx, tx, b)
 }
 
 // AppendRawTx copies every record of b, as it arrived, into the raw logs

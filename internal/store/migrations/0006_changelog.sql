@@ -1,0 +1,46 @@
+-- The changelog outbox: the joined profiles that a state transaction
+-- changed, written in that transaction, for the relay (internal/changelog)
+-- to produce to the changelog topic in Kafka transactions and then delete.
+-- docs/delivery-semantics.md ("The changelog") explains the design.
+
+-- users.profile_changed: whether the last upsert of the row changed what
+-- the user_profiles view shows of it. The upsert computes it against the
+-- row it replaces, under that row's lock, so that a concurrent writer of
+-- the same user (another member) can never make it stale.
+ALTER TABLE users ADD COLUMN profile_changed boolean NOT NULL DEFAULT false;
+
+-- changelog_outbox: one row per emitted profile change. xid is the writing
+-- transaction and seq orders rows within it; a row with deleted = true is a
+-- tombstone. The profile columns are the view's.
+CREATE TABLE changelog_outbox (
+    xid               xid8    NOT NULL DEFAULT pg_current_xact_id(),
+    seq               bigint  GENERATED ALWAYS AS IDENTITY,
+    id                text    NOT NULL,
+    deleted           boolean NOT NULL,
+    username          text,
+    user_email        text,
+    user_type         text,
+    organization_name text,
+    organization_tier text,
+    received_at       timestamptz,
+    PRIMARY KEY (xid, seq)
+);
+
+-- changelog_commits: the commit order of the transactions that wrote
+-- outbox rows. n is gap-free and increases in commit order: a transaction
+-- takes it from changelog_clock in its last statement and holds the clock
+-- row's lock until it commits, so the next one can only take n + 1 after
+-- this one is visible. The relay reads commits in n order and never skips
+-- one that commits late, which sequence numbers (assigned before commit)
+-- could not promise.
+CREATE TABLE changelog_commits (
+    n            bigint      PRIMARY KEY,
+    xid          xid8        NOT NULL,
+    committed_at timestamptz NOT NULL
+);
+
+CREATE TABLE changelog_clock (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    n        bigint  NOT NULL
+);
+INSERT INTO changelog_clock (n) VALUES (0);

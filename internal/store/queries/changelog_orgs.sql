@@ -1,0 +1,38 @@
+-- The changelog's organization step (changelog.go puts the statements
+-- together): lock the batch's organizations, upsert them, note those whose
+-- tier changed, and re-emit the profile of each live user of those.
+--
+-- 1. Lock the rows first, in name order, so that "old" below is the row the
+--    upsert replaces even when another member writes the same organization.
+SELECT 1 FROM organizations
+WHERE organization_name IN (SELECT organization_name FROM stage_orgs)
+ORDER BY organization_name
+FOR UPDATE;
+-- 2. The upsert (upsert_orgs.sql) goes between "up AS (" and ")".
+WITH old AS (
+    SELECT organization_name, organization_tier FROM organizations
+    WHERE organization_name IN (SELECT organization_name FROM stage_orgs)
+), up AS (
+    %s
+    RETURNING o.organization_name, o.organization_tier
+)
+INSERT INTO changed_orgs (organization_name)
+SELECT up.organization_name
+FROM up LEFT JOIN old USING (organization_name)
+WHERE up.organization_tier IS DISTINCT FROM old.organization_tier;
+-- 3. A tier change is exclusive with every user step (which holds the
+--    shared lock while it reads tiers), so the fan-out below sees every
+--    user write that read the old tier, and none reads it after.
+SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))
+WHERE EXISTS (SELECT 1 FROM changed_orgs);
+-- 4. The fan-out, in one statement: no row passes through streamjoin.
+INSERT INTO changelog_outbox (
+    id, deleted, username, user_email, user_type,
+    organization_name, organization_tier, received_at)
+SELECT u.id, false, u.username, u.user_email, u.user_type,
+       u.organization_name, o.organization_tier, u.received_at
+FROM changed_orgs c
+JOIN organizations o ON o.organization_name = c.organization_name
+JOIN users u ON u.organization_name = c.organization_name
+WHERE NOT u.deleted
+ORDER BY u.id
