@@ -217,7 +217,14 @@ func (s *session) commit(ctx context.Context, e entry, vals []json.RawMessage) e
 }
 
 // fenced reports whether err says another producer claimed the
-// transactional id: a second watch of the same source.
+// transactional id (a second watch of the same source), as Kafka says it:
+// PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH from a broker that bumps the
+// epoch at each transaction's end (KIP-890). The coordinator also bumps it
+// when a transaction outlives its timeout, which CommitTimeout keeps from
+// happening unless the process was frozen; either way the producer is
+// done, as the Java client treats it too. Retrying would fence the other
+// watch in turn, and the two would take turns forever.
 func fenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }
