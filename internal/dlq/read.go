@@ -46,40 +46,39 @@ func (f Filter) Match(l *Letter) bool {
 }
 
 // Read calls fn, in offset order per partition, for each dead letter of topic
-// that matches filter, from the start of the topic to its end when Read was
-// called, with clients from conn. An
-// error from fn stops the read and is returned.
+// that matches filter, from the start of the topic to its last committed
+// dead letter when Read was called, read read_committed (a fenced
+// producer's aborted dead letters are never shown), with clients from conn.
+// An error from fn stops the read and is returned.
 func Read(ctx context.Context, topic string, filter Filter, fn func(*Letter) error, conn *kafka.Connector) error {
-	adm, err := conn.NewClient("dlq-admin")
+	meta, err := conn.NewClient("dlq-admin")
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	parts, err := partitionsOf(ctx, meta, topic)
+	meta.Close()
 	if err != nil {
-		return fmt.Errorf("listing end offsets of %s: %w", topic, err)
+		return err
 	}
-	if err := ends.Error(); err != nil {
-		return fmt.Errorf("listing end offsets of %s: %w", topic, err)
-	}
-	starts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
+	lasts, err := conn.LastRecords(ctx, "dlq-tail-reader", topic, parts)
 	if err != nil {
-		return fmt.Errorf("listing start offsets of %s: %w", topic, err)
+		return err
 	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if s, ok := starts.Lookup(topic, o.Partition); o.Offset > 0 && (!ok || s.Offset < o.Offset) {
-			left[o.Partition] = o.Offset
-		}
-	})
+	left := map[int32]int64{} // partition → offset of its last committed dead letter
+	for p, r := range lasts {
+		left[p] = r.Offset
+	}
 	if len(left) == 0 {
 		return nil
 	}
-	parts := map[int32]kgo.Offset{}
+	from := map[int32]kgo.Offset{}
 	for p := range left {
-		parts[p] = kgo.NewOffset().AtStart()
+		from[p] = kgo.NewOffset().AtStart()
 	}
-	cl, err := conn.NewClient("dlq-reader", kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	cl, err := conn.NewClient("dlq-reader",
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
 	if err != nil {
 		return err
 	}
@@ -98,11 +97,11 @@ func Read(ctx context.Context, topic string, filter Filter, fn func(*Letter) err
 		}
 		var fnErr error
 		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := left[r.Partition]
-			if fnErr != nil || !ok || r.Offset >= end {
+			last, ok := left[r.Partition]
+			if fnErr != nil || !ok || r.Offset > last {
 				return
 			}
-			if r.Offset+1 >= end {
+			if r.Offset >= last {
 				delete(left, r.Partition)
 			}
 			l := parse(r)
@@ -115,4 +114,20 @@ func Read(ctx context.Context, topic string, filter Filter, fn func(*Letter) err
 		}
 	}
 	return nil
+}
+
+// partitionsOf lists topic's partitions.
+func partitionsOf(ctx context.Context, cl *kgo.Client, topic string) ([]int32, error) {
+	meta, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	td, ok := meta.Topics[topic]
+	if !ok {
+		return nil, fmt.Errorf("metadata of %s: no such topic", topic)
+	}
+	if td.Err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, td.Err)
+	}
+	return td.Partitions.Numbers(), nil
 }

@@ -50,6 +50,8 @@ type Consumer struct {
 	assigned map[store.TopicPartition]bool       // the partitions Kafka assigns this member
 	reclaim  map[store.TopicPartition]time.Time  // fenced, yet still assigned: claim again (since when)
 	prepared map[store.TopicPartition]preparedAt // where the newest batch submitted leaves a partition
+
+	dlqProducers map[store.TopicPartition]dlqProducer // the polling goroutine's only (deadletter.go)
 }
 
 // New validates cfg and returns a Consumer that reaches Kafka through conn
@@ -74,6 +76,8 @@ func New(cfg Config, conn *kafka.Connector, st Writer, metrics *Metrics, logger 
 		assigned: make(map[store.TopicPartition]bool),
 		reclaim:  make(map[store.TopicPartition]time.Time),
 		prepared: make(map[store.TopicPartition]preparedAt),
+
+		dlqProducers: make(map[store.TopicPartition]dlqProducer),
 	}, nil
 }
 
@@ -113,6 +117,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer c.closeProducers() // after the loop, the last to use them
 	defer func() {
 		c.joined.Store(false)
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -11,132 +13,273 @@ import (
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
+// maxFences is how many times in a row one batch's dead letters of a
+// partition may be refused as fenced while PostgreSQL still says this
+// member owns it (a transaction the broker timed out, say) before the
+// member gives the partition up as lost. A fence by a successor is seen in
+// PostgreSQL on the next attempt.
+const maxFences = 3
+
+// dlqProducer is the dead-letter producer of a source partition under one
+// claim of it, with its tail already read. Consumer.dlqProducers holds them;
+// only the polling goroutine touches it (prepare, and Run after the loop).
+type dlqProducer struct {
+	p   *dlq.TxnProducer
+	gen int64
+}
+
 // deadLetter builds the dead letter of r (internal/dlq owns the format).
 func (c *Consumer) deadLetter(r *kgo.Record, cause error) *kgo.Record {
 	c.log.Debug("dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", cause)
 	return dlq.Build(r, c.DLQTopic(r.Topic), cause)
 }
 
-// produceDeadLetters produces a batch's dead letters, acknowledged, before
-// any transaction can move the offsets past them. It blocks until they are
-// acknowledged or ctx ends.
+// produceDeadLetters produces a batch's dead letters, committed, before any
+// transaction can move the offsets past them. It blocks until they are
+// committed or ctx ends. It runs on the polling goroutine only (the
+// producers are its own).
 //
-// First it drops those a crashed or replaced predecessor already produced
-// (the partitions in unread have not had their dead-letter tail read under
-// this claim). Then, right before each produce attempt, it checks in
-// PostgreSQL that this member still owns the partitions: a member that lost
-// them must not add their dead letters after its successor read the tail.
-// Lost partitions are dropped from b and from the dead letters. It returns
-// the dead letters that were produced.
-func (c *Consumer) produceDeadLetters(ctx context.Context, cl *kgo.Client, b *store.Batch, dead []*kgo.Record, unread []store.TopicPartition, gens map[store.TopicPartition]int64) ([]*kgo.Record, error) {
-	if len(unread) > 0 {
-		var err error
-		if dead, err = c.dropProduced(ctx, dead, unread, gens); err != nil {
-			return nil, err
-		}
-	}
-	owned := func(recs []*kgo.Record) ([]*kgo.Record, error) {
-		var lost []store.TopicPartition
-		err := retry.Do(ctx, c.retryPolicy(), c.log, "checking partition ownership", func() error {
-			var err error
-			if lost, err = c.st.LostPartitions(ctx, b.Offsets); err != nil {
-				c.metrics.writeErrors.WithLabelValues(store.Classify(err).String()).Inc()
-				if store.Classify(err) != store.Unavailable {
-					return retry.Permanent(fmt.Errorf("checking partition ownership: %w", err))
-				}
-			}
-			return err
-		})
-		if err != nil || len(lost) == 0 {
-			return recs, err
-		}
-		c.log.Warn("partitions claimed by another member; dropping them from the batch", "partitions", lost)
+// Each source partition's dead letters are produced in Kafka transactions
+// under the partition's own transactional id (dlq.TransactionalID). Each
+// attempt:
+//
+//  1. checks in PostgreSQL that this member still owns the partitions, and
+//     drops the lost ones from b and from the dead letters;
+//  2. for a partition without a producer under this claim (its first dead
+//     letter since the claim, or after a failure), creates one, which
+//     fences every earlier producer of the partition's dead letters (a
+//     paused predecessor's produce can never land after this), then reads
+//     the DLQ tail read_committed and drops the dead letters already there;
+//  3. produces each partition's dead letters in one transaction, all
+//     partitions at once.
+//
+// A partition whose transaction fails loses its producer and starts again
+// at 2 on the next attempt; one refused as fenced is, at 1, found lost (a
+// successor claimed it) and dropped without stalling the others. It
+// returns the dead letters this member produced.
+func (c *Consumer) produceDeadLetters(ctx context.Context, _ *kgo.Client, b *store.Batch, dead []*kgo.Record, _ []store.TopicPartition, gens map[store.TopicPartition]int64) ([]*kgo.Record, error) {
+	c.closeStaleProducers()
+	pending := byPartition(dead)
+	var produced []*kgo.Record
+	fences := map[store.TopicPartition]int{}
+	drop := func(lost []store.TopicPartition) {
 		c.disown(lost, gens)
 		dropPartitions(b, lost)
-		dead = dropDeadLetters(dead, lost)
-		return dropDeadLetters(recs, lost), nil
-	}
-	p := dlq.Producer{
-		Client:    cl,
-		Retry:     c.retryPolicy(),
-		Log:       c.log,
-		OnFailure: func(error) { c.metrics.writeErrors.WithLabelValues("dead_letter_produce").Inc() },
-	}
-	if err := p.Produce(ctx, dead, owned); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	for _, d := range dead {
-		src := sourceOf(d)
-		if st, ok := c.owned[src.tp]; ok && st.gen == gens[src.tp] {
-			st.dlqDone = max(st.dlqDone, src.offset)
-			c.owned[src.tp] = st
+		for _, tp := range lost {
+			delete(pending, tp)
+			c.closeProducer(tp)
 		}
 	}
-	c.mu.Unlock()
-	return dead, nil
-}
-
-// dropProduced reads the dead-letter tails of the partitions in unread,
-// records them, and returns dead without the dead letters already there: a
-// crashed or replaced predecessor produced them.
-func (c *Consumer) dropProduced(ctx context.Context, dead []*kgo.Record, unread []store.TopicPartition, gens map[store.TopicPartition]int64) ([]*kgo.Record, error) {
-	sources := make([]dlq.Partition, len(unread))
-	for i, tp := range unread {
-		sources[i] = dlq.Partition{Topic: tp.Topic, Partition: tp.Partition}
-	}
-	var tails map[dlq.Partition]int64
-	err := retry.Do(ctx, c.retryPolicy(), c.log, "reading the last dead letters", func() error {
-		var err error
-		tails, err = dlq.Tails(ctx, c.conn, c.DLQTopic, sources, c.log)
-		return err
+	err := retry.Do(ctx, c.retryPolicy(), c.log, "producing dead letters", func() error {
+		lost, err := c.lostPartitions(ctx, b)
+		if err != nil {
+			return retry.Permanent(err)
+		}
+		if len(lost) > 0 {
+			c.log.Warn("partitions claimed by another member; dropping them from the batch", "partitions", lost)
+			drop(lost)
+		}
+		if err := c.fenceAndReadTails(ctx, pending, gens); err != nil {
+			return err
+		}
+		errs := c.produceTxns(ctx, pending)
+		var firstErr error
+		var gone []store.TopicPartition
+		for tp, err := range errs {
+			if err == nil {
+				produced = append(produced, pending[tp]...)
+				c.advanceDLQDone(tp, gens[tp], pending[tp])
+				delete(pending, tp)
+				continue
+			}
+			c.closeProducer(tp)
+			if firstErr == nil {
+				firstErr = err
+			}
+			if !errors.Is(err, dlq.ErrFenced) {
+				c.metrics.writeErrors.WithLabelValues("dead_letter_produce").Inc()
+				continue
+			}
+			c.metrics.writeErrors.WithLabelValues("dead_letter_fenced").Inc()
+			if fences[tp]++; fences[tp] >= maxFences {
+				gone = append(gone, tp)
+			}
+		}
+		if len(gone) > 0 {
+			c.log.Warn("dead-letter producers fenced again and again while PostgreSQL says this member owns their partitions; giving them up", "partitions", gone)
+			drop(gone)
+		}
+		if firstErr != nil && len(pending) > 0 {
+			return fmt.Errorf("dead letters of %d partitions not committed; their source offsets stay put until they are: %w", len(pending), firstErr)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	done := make(map[store.TopicPartition]int64, len(tails))
-	for p, off := range tails {
-		done[store.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = off
+	return produced, nil
+}
+
+// lostPartitions asks PostgreSQL which of b's partitions this member no
+// longer owns, retrying transport failures until ctx ends.
+func (c *Consumer) lostPartitions(ctx context.Context, b *store.Batch) ([]store.TopicPartition, error) {
+	var lost []store.TopicPartition
+	err := retry.Do(ctx, c.retryPolicy(), c.log, "checking partition ownership", func() error {
+		var err error
+		if lost, err = c.st.LostPartitions(ctx, b.Offsets); err != nil {
+			c.metrics.writeErrors.WithLabelValues(store.Classify(err).String()).Inc()
+			if store.Classify(err) != store.Unavailable {
+				return retry.Permanent(fmt.Errorf("checking partition ownership: %w", err))
+			}
+		}
+		return err
+	})
+	return lost, err
+}
+
+// fenceAndReadTails gives each partition of pending without a producer
+// under its claim one, which fences earlier producers of its dead letters,
+// and then reads the partitions' DLQ tails and drops from pending the dead
+// letters already there: a predecessor (or this member, before a failure)
+// committed them. A producer is kept only once its tail is read.
+func (c *Consumer) fenceAndReadTails(ctx context.Context, pending map[store.TopicPartition][]*kgo.Record, gens map[store.TopicPartition]int64) error {
+	var need []store.TopicPartition
+	for tp := range pending {
+		if pr, ok := c.dlqProducers[tp]; !ok || pr.gen != gens[tp] {
+			c.closeProducer(tp)
+			need = append(need, tp)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	made := make(map[store.TopicPartition]*dlq.TxnProducer, len(need))
+	keep := false
+	defer func() {
+		if !keep {
+			for _, p := range made {
+				p.Close()
+			}
+		}
+	}()
+	sources := make([]dlq.Partition, len(need))
+	for i, tp := range need {
+		sources[i] = dlq.Partition{Topic: tp.Topic, Partition: tp.Partition}
+		p, err := dlq.NewTxnProducer(ctx, c.conn, c.cfg.Group, sources[i], dlq.DefaultTxnTimeout)
+		if err != nil {
+			return err
+		}
+		made[tp] = p
+	}
+	tails, err := dlq.Tails(ctx, c.conn, c.DLQTopic, sources, c.log)
+	if err != nil {
+		return err
+	}
+	keep = true
+	redundant := 0
+	for _, tp := range need {
+		c.dlqProducers[tp] = dlqProducer{p: made[tp], gen: gens[tp]}
 	}
 	c.mu.Lock()
-	for _, tp := range unread {
-		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] && st.dlqDone == dlqUnread {
-			st.dlqDone = done[tp]
+	for _, tp := range need {
+		done := tails[dlq.Partition{Topic: tp.Topic, Partition: tp.Partition}]
+		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] {
+			st.dlqDone = done
 			c.owned[tp] = st
+		}
+		kept := pending[tp][:0]
+		for _, d := range pending[tp] {
+			if sourceOf(d).offset <= done {
+				redundant++
+				continue
+			}
+			kept = append(kept, d)
+		}
+		if len(kept) == 0 {
+			delete(pending, tp)
+		} else {
+			pending[tp] = kept
 		}
 	}
 	c.mu.Unlock()
-	kept := dead[:0]
-	redundant := 0
-	for _, d := range dead {
-		src := sourceOf(d)
-		if last, ok := done[src.tp]; ok && src.offset <= last {
-			redundant++
-			continue
-		}
-		kept = append(kept, d)
-	}
 	if redundant > 0 {
-		c.log.Info("dead letters already produced by a previous owner were not produced again", "count", redundant)
+		c.log.Info("dead letters already committed by a previous owner were not produced again", "count", redundant)
 	}
-	return kept, nil
+	return nil
 }
 
-// dropDeadLetters returns, in a new slice, the dead letters whose source
-// partition is not in tps.
-func dropDeadLetters(dead []*kgo.Record, tps []store.TopicPartition) []*kgo.Record {
-	gone := make(map[store.TopicPartition]bool, len(tps))
-	for _, tp := range tps {
-		gone[tp] = true
+// produceTxns produces each partition's dead letters in one transaction,
+// all partitions at once, and returns each one's outcome.
+func (c *Consumer) produceTxns(ctx context.Context, pending map[store.TopicPartition][]*kgo.Record) map[store.TopicPartition]error {
+	out := make(map[store.TopicPartition]error, len(pending))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for tp, recs := range pending {
+		p := c.dlqProducers[tp].p
+		wg.Go(func() {
+			err := p.Produce(ctx, recs)
+			mu.Lock()
+			out[tp] = err
+			mu.Unlock()
+		})
 	}
-	// A new slice: callers filter slices that share a backing array.
-	kept := make([]*kgo.Record, 0, len(dead))
-	for _, d := range dead {
-		if !gone[sourceOf(d).tp] {
-			kept = append(kept, d)
+	wg.Wait()
+	return out
+}
+
+// advanceDLQDone records that the dead letters of tp up to the last of
+// recs are committed under claim gen.
+func (c *Consumer) advanceDLQDone(tp store.TopicPartition, gen int64, recs []*kgo.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.owned[tp]; ok && st.gen == gen {
+		for _, d := range recs {
+			st.dlqDone = max(st.dlqDone, sourceOf(d).offset)
+		}
+		c.owned[tp] = st
+	}
+}
+
+// closeStaleProducers closes the producers of partitions this member no
+// longer owns under the claim they were made for.
+func (c *Consumer) closeStaleProducers() {
+	c.mu.Lock()
+	var stale []store.TopicPartition
+	for tp, pr := range c.dlqProducers {
+		if st, ok := c.owned[tp]; !ok || st.gen != pr.gen {
+			stale = append(stale, tp)
 		}
 	}
-	return kept
+	c.mu.Unlock()
+	for _, tp := range stale {
+		c.closeProducer(tp)
+	}
+}
+
+// closeProducer closes tp's producer, if any.
+func (c *Consumer) closeProducer(tp store.TopicPartition) {
+	if pr, ok := c.dlqProducers[tp]; ok {
+		delete(c.dlqProducers, tp)
+		pr.p.Close()
+	}
+}
+
+// closeProducers closes every dead-letter producer; Run calls it once the
+// polling loop has ended.
+func (c *Consumer) closeProducers() {
+	for tp := range c.dlqProducers {
+		c.closeProducer(tp)
+	}
+}
+
+// byPartition groups dead letters by source partition, in order.
+func byPartition(dead []*kgo.Record) map[store.TopicPartition][]*kgo.Record {
+	out := make(map[store.TopicPartition][]*kgo.Record)
+	for _, d := range dead {
+		tp := sourceOf(d).tp
+		out[tp] = append(out[tp], d)
+	}
+	return out
 }
 
 // source is a dead letter's source position, keyed for the store's maps.
