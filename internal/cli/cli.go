@@ -49,6 +49,7 @@ YAML file given by --config (keys are the flag names).`,
 	}
 	root.SetFlagErrorFunc(flagParseError) // inherited by every command
 	root.AddCommand(newRunCmd(), newDevCmd(), newProduceCmd(), newMigrateCmd(), newDLQCmd(), newGenCmd(), newBenchCmd())
+	root.AddCommand(newWatchCmd())
 	return root
 }
 
