@@ -8,14 +8,17 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/plugin/kprom"
 )
 
@@ -26,6 +29,10 @@ type Config struct {
 	Brokers []string
 	// ClientID is sent to the brokers. Default "streamjoin".
 	ClientID string
+	// SASL authenticates every connection. Zero: none.
+	SASL SASLConfig
+	// TLS encrypts every connection. Zero: plaintext.
+	TLS TLSConfig
 }
 
 // DefaultClientID is the client id when none is set.
@@ -39,8 +46,38 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first bad setting, named by its flag.
+// Validate reports the first bad setting, named by its flag. It also reads
+// the files the SASL and TLS settings name (password, CA, client
+// certificate), so that a bad path or a bad PEM fails at start.
 func (c Config) Validate() error {
+	_, _, err := c.security()
+	return err
+}
+
+// security validates c and returns what its SASL and TLS settings build:
+// nil for each that is off.
+func (c Config) security() (sasl.Mechanism, *tls.Config, error) {
+	if err := c.validateBrokers(); err != nil {
+		return nil, nil, err
+	}
+	if err := c.SASL.validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := c.TLS.validate(); err != nil {
+		return nil, nil, err
+	}
+	mech, err := c.SASL.mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := c.TLS.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	return mech, tc, nil
+}
+
+func (c Config) validateBrokers() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("brokers: at least one broker is required")
 	}
@@ -59,22 +96,36 @@ type Connector struct {
 	log *slog.Logger
 	reg prometheus.Registerer
 
+	mech sasl.Mechanism // nil: no SASL
+	tls  *tls.Config    // nil: plaintext
+
+	saslLogged atomic.Bool // a SASL rejection was logged (saslLog)
+
 	mu      sync.Mutex
 	metered map[string]bool // roles with a live client that carries metrics
 }
 
-// New validates cfg and returns a Connector. logger receives franz-go's logs
-// (nil: discarded), its info and debug one level down (newLogger); reg, if not nil, receives each client's kprom metrics,
-// labelled client="<role>".
+// New validates cfg, reads the files its SASL and TLS settings name (once:
+// a password or certificate changed later is not picked up) and returns a
+// Connector. It does not connect. logger receives franz-go's logs (nil:
+// discarded), its info and debug one level down (newLogger); reg, if not
+// nil, receives each client's kprom metrics, labelled client="<role>".
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Connector, error) {
 	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	mech, tc, err := cfg.security()
+	if err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Connector{cfg: cfg, log: logger, reg: reg, metered: map[string]bool{}}, nil
+	if mech != nil && mech.Name() == SASLPlain && tc == nil {
+		logger.Warn("SASL PLAIN without TLS sends the Kafka password in clear text; add --kafka-tls")
+	}
+	if tc != nil && tc.InsecureSkipVerify {
+		logger.Warn("Kafka TLS certificates are not verified (--kafka-tls-insecure-skip-verify): anyone on the path can pose as the broker")
+	}
+	return &Connector{cfg: cfg, log: logger, reg: reg, mech: mech, tls: tc, metered: map[string]bool{}}, nil
 }
 
 // Config returns the connection config, with defaults filled.
@@ -91,6 +142,12 @@ func (c *Connector) opts(role string, extra ...kgo.Opt) []kgo.Opt {
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID(c.cfg.ClientID),
 		kgo.WithLogger(newLogger(c.log.With("kafka_client", role))),
+	}
+	if c.tls != nil {
+		base = append(base, kgo.DialTLSConfig(c.tls)) // cloned per dial
+	}
+	if c.mech != nil {
+		base = append(base, kgo.SASL(c.mech), kgo.WithHooks(saslLog{c, &c.saslLogged}))
 	}
 	return append(base, extra...)
 }
