@@ -102,6 +102,9 @@ func applyConfig(fs *pflag.FlagSet, configPath string) (origins, error) {
 			err = f.Value.Set(val)
 		}
 		if err != nil {
+			if isSecret(f) {
+				val = "[redacted]"
+			}
 			errs = append(errs, fmt.Sprintf("%s: invalid value %q from %s: %v", settingRef(f.Name), val, from[f.Name], err))
 		}
 	})
@@ -179,9 +182,41 @@ func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
 	fs.IntVar(&c.LookupBatch, "api-lookup-batch", d.LookupBatch, "most names one API query looks up (1: no merging)")
 }
 
-// kafkaFlags are the connection settings every Kafka client shares.
+// kafkaFlags are the connection settings every Kafka client shares: the
+// brokers, SASL and TLS (see docs/operations.md, "Secured connections").
 func kafkaFlags(fs *pflag.FlagSet, c *kafka.Config, defaultBrokers []string) {
 	fs.StringSliceVar(&c.Brokers, "brokers", defaultBrokers, "Kafka seed brokers, host:port, comma-separated")
+	fs.StringVar(&c.SASL.Mechanism, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: no SASL)")
+	fs.StringVar(&c.SASL.Username, "kafka-sasl-username", "", "Kafka SASL username")
+	fs.Var(secretValue{&c.SASL.Password}, "kafka-sasl-password", "Kafka SASL password; prefer --kafka-sasl-password-file or the variable, as a flag shows in the process list")
+	fs.StringVar(&c.SASL.PasswordFile, "kafka-sasl-password-file", "", "file holding the Kafka SASL password (e.g. a mounted secret), read at start")
+	fs.BoolVar(&c.TLS.Enable, "kafka-tls", false, "connect to Kafka over TLS")
+	fs.StringVar(&c.TLS.CAFile, "kafka-tls-ca-file", "", "PEM file of the CAs that sign the Kafka brokers' certificates (default: the system's)")
+	fs.StringVar(&c.TLS.CertFile, "kafka-tls-cert-file", "", "PEM client certificate, for brokers that require mutual TLS (with --kafka-tls-key-file)")
+	fs.StringVar(&c.TLS.KeyFile, "kafka-tls-key-file", "", "PEM key of --kafka-tls-cert-file")
+	fs.StringVar(&c.TLS.ServerName, "kafka-tls-server-name", "", "name the brokers' certificates must carry (default: each broker's host)")
+	fs.BoolVar(&c.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "INSECURE: accept any broker certificate; anyone on the path can pose as the broker and read the password and the data (test clusters only)")
+}
+
+// secretValue is a string flag whose value never prints: --help, errors
+// and anything that formats the flag show "[redacted]".
+type secretValue struct{ p *kafka.Secret }
+
+func (v secretValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+
+func (v secretValue) Set(s string) error { *v.p = kafka.Secret(s); return nil }
+func (v secretValue) Type() string       { return "string" }
+
+// isSecret reports whether f holds a secret, whose value an error must not
+// repeat.
+func isSecret(f *pflag.Flag) bool {
+	_, ok := f.Value.(secretValue)
+	return ok
 }
 
 func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {

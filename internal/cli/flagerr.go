@@ -85,8 +85,12 @@ func leadingWord(s string) string {
 func flagParseError(_ *cobra.Command, err error) error {
 	var bad *pflag.InvalidValueError
 	if errors.As(err, &bad) && bad.GetFlag() != nil && bad.Unwrap() != nil {
+		val := bad.GetValue()
+		if isSecret(bad.GetFlag()) {
+			val = "[redacted]"
+		}
 		return &settingError{
-			msg:   fmt.Sprintf("%s: invalid value %q from the command line: %v", settingRef(bad.GetFlag().Name), bad.GetValue(), bad.Unwrap()),
+			msg:   fmt.Sprintf("%s: invalid value %q from the command line: %v", settingRef(bad.GetFlag().Name), val, bad.Unwrap()),
 			cause: err,
 		}
 	}
