@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamjoin_ingest_write_errors_total",
-			Help: "Failed batch writes and ownership checks, by class (conflict, unavailable, fenced, permanent, canceled), and failed dead-letter produces (dead_letter_produce).",
+			Help: "Failed batch writes and ownership checks, by class (conflict, unavailable, fenced, permanent, canceled), failed dead-letter produces (dead_letter_produce), and dead-letter produces refused because another producer took the partition's transactional id over (dead_letter_fenced).",
 		}, []string{"class"}),
 	}
 	if reg != nil {
@@ -60,4 +60,5 @@ func (m *Metrics) init(topics ...string) {
 		m.writeErrors.WithLabelValues(class.String())
 	}
 	m.writeErrors.WithLabelValues("dead_letter_produce")
+	m.writeErrors.WithLabelValues("dead_letter_fenced")
 }
