@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var (
+	sqlOutboxNext   = query("outbox_next")
+	sqlOutboxDelete = query("outbox_delete")
+)
+
+// OutboxPosition is a place in the changelog outbox: a commit number and a
+// row of that commit. The zero value is before the first row.
+type OutboxPosition struct {
+	Commit int64
+	Seq    int64
+}
+
+// Less reports whether p is before q.
+func (p OutboxPosition) Less(q OutboxPosition) bool {
+	return p.Commit < q.Commit || (p.Commit == q.Commit && p.Seq < q.Seq)
+}
+
+// OutboxRow is one emitted profile change. Deleted means a tombstone: only
+// Profile.ID is set.
+type OutboxRow struct {
+	Pos         OutboxPosition
+	CommittedAt time.Time // just before the state transaction committed
+	Deleted     bool
+	Profile     Profile
+}
+
+// ErrNotLeader: another process holds the changelog relay's lock.
+var ErrNotLeader = errors.New("another process relays the changelog")
+
+// Outbox is the changelog relay's hold on the outbox: a connection of its
+// own, taken out of the pool, that holds the relay's session lock (one
+// relay per schema), listens for commits, and reads and deletes outbox
+// rows. It is not safe for concurrent use. Close it; if any method fails,
+// the connection (and with it the lock) may be gone: Close it and lead
+// again.
+type Outbox struct {
+	conn    *pgx.Conn
+	channel string
+}
+
+// LeadChangelog takes a connection out of the pool, makes it the changelog
+// relay's (pg_try_advisory_lock) and listens for commits on it. It returns
+// ErrNotLeader at once if another session holds the lock. idleTimeout ends
+// the session if it sends nothing for that long (PostgreSQL's
+// idle_session_timeout), so that a frozen leader's lock frees itself: the
+// caller must send something (Next, Wait) more often than that.
+func (s *Store) LeadChangelog(ctx context.Context, idleTimeout time.Duration) (*Outbox, error) {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting for the changelog relay: %w", err)
+	}
+	conn := pc.Hijack()
+	fail := func(err error) (*Outbox, error) {
+		conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // the error that matters is err
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('streamjoin.changelog.' || current_schema()))").Scan(&got); err != nil {
+		return fail(fmt.Errorf("taking the changelog relay lock: %w", err))
+	}
+	if !got {
+		return fail(ErrNotLeader)
+	}
+	var channel string
+	if err := conn.QueryRow(ctx, "SELECT 'streamjoin_changelog_' || current_schema()").Scan(&channel); err != nil {
+		return fail(fmt.Errorf("naming the changelog channel: %w", err))
+	}
+	setup := fmt.Sprintf("SET idle_session_timeout = %d; LISTEN %s", idleTimeout.Milliseconds(), pgx.Identifier{channel}.Sanitize())
+	if _, err := conn.Exec(ctx, setup); err != nil {
+		return fail(fmt.Errorf("listening for changelog commits: %w", err))
+	}
+	return &Outbox{conn: conn, channel: channel}, nil
+}
+
+// Next returns up to limit rows after pos, in relay order (commit number,
+// then row). It reads at most limit rows of any one commit, so a large
+// fan-out is read a page at a time.
+func (o *Outbox) Next(ctx context.Context, pos OutboxPosition, limit int) ([]OutboxRow, error) {
+	rows, err := o.conn.Query(ctx, sqlOutboxNext, pos.Commit, pos.Seq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxRow, error) {
+		var r OutboxRow
+		var name *string
+		var at *time.Time
+		err := row.Scan(&r.Pos.Commit, &r.Pos.Seq, &r.CommittedAt, &r.Profile.ID, &r.Deleted,
+			&name, &r.Profile.UserEmail, &r.Profile.UserType, &r.Profile.OrganizationName,
+			&r.Profile.OrganizationTier, &at)
+		if name != nil {
+			r.Profile.Username = *name
+		}
+		if at != nil {
+			r.Profile.ReceivedAt = at.UTC()
+		}
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
+	}
+	return out, nil
+}
+
+// Delete deletes the rows up to and including pos, which the relay has
+// produced, and the commits it has finished.
+func (o *Outbox) Delete(ctx context.Context, pos OutboxPosition) error {
+	if _, err := o.conn.Exec(ctx, sqlOutboxDelete, pos.Commit, pos.Seq); err != nil {
+		return fmt.Errorf("deleting relayed outbox rows: %w", err)
+	}
+	return nil
+}
+
+// Wait blocks until a state transaction that wrote outbox rows commits, or
+// timeout passes (it returns nil either way), or ctx ends (ctx's error).
+func (o *Outbox) Wait(ctx context.Context, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := o.conn.WaitForNotification(wctx)
+	if err == nil || (ctx.Err() == nil && pgconn.Timeout(err)) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("waiting for changelog commits: %w", err)
+}
+
+// Close closes the connection, which releases the relay's lock.
+func (o *Outbox) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	o.conn.Close(ctx) //nolint:errcheck // closing: nothing left to do with an error
+}
