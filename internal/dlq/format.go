@@ -1,8 +1,10 @@
 // Package dlq owns streamjoin's dead letters: their format (the headers the
-// consumer adds to a rejected record), producing them with acknowledgement
-// and in source order, reading the last one of a partition back, and the
-// `streamjoin dlq list` and `streamjoin dlq replay` commands' reading and
-// replaying.
+// consumer adds to a rejected record), producing them in source order in
+// Kafka transactions under one transactional id per source partition (so
+// that a new owner fences every earlier producer), reading the last
+// committed one of a partition back, and the `streamjoin dlq list` and
+// `streamjoin dlq replay` commands' reading and replaying. Every read is
+// read_committed.
 //
 // A dead letter is the original record (key, value, headers) with these
 // headers added: HeaderError, HeaderErrorCode and the source topic,
