@@ -36,6 +36,15 @@ type PostgresConfig struct {
 	BinDir string
 	// Fast trades durability for speed (fsync off): for tests only.
 	Fast bool
+	// TLS, if set, starts the server with ssl=on and this certificate.
+	// Clients may still connect without TLS (the DSN field does).
+	TLS *PostgresTLS
+}
+
+// PostgresTLS is a server certificate and its key, PEM. StartPostgres
+// writes them into the data directory, readable by the server only.
+type PostgresTLS struct {
+	CertPEM, KeyPEM []byte
 }
 
 // Postgres is a running private cluster. Stop it when done.
@@ -122,6 +131,12 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig, logger *slog.Logger)
 			return nil, fmt.Errorf("initdb: %w: %s", err, lastLines(out, 5))
 		}
 	}
+	var tlsArgs []string
+	if cfg.TLS != nil {
+		if tlsArgs, err = writeTLS(dir, cfg.TLS, cred); err != nil {
+			return nil, err
+		}
+	}
 	port := cfg.Port
 	if port == 0 {
 		if port, err = FreePort(); err != nil {
@@ -135,6 +150,7 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig, logger *slog.Logger)
 	if cfg.Fast {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
+	args = append(args, tlsArgs...)
 	logPath := filepath.Join(dir, "server.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -249,4 +265,23 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// writeTLS writes the server's certificate and key into the data directory
+// dir (mode 0600, owned by the user the server runs as, as PostgreSQL
+// requires of a key) and returns the server arguments that turn TLS on.
+func writeTLS(dir string, t *PostgresTLS, cred *syscall.Credential) ([]string, error) {
+	for name, b := range map[string][]byte{"server.crt": t.CertPEM, "server.key": t.KeyPEM} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("writing postgres %s: %w", name, err)
+		}
+		if cred != nil {
+			if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+				return nil, fmt.Errorf("handing %s to the postgres user: %w", path, err)
+			}
+		}
+	}
+	// Relative paths are relative to the data directory.
+	return []string{"-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key"}, nil
 }
