@@ -1,7 +1,9 @@
-// Package app wires the pipeline and the API into one process and owns the
-// shutdown order: stop polling, finish and commit the batch in flight, close
-// the Kafka client, close the PostgreSQL pool, then shut down HTTP (which
-// answers /ready with 503 from the moment shutdown begins).
+// Package app wires the pipeline, the changelog relay and the API into one
+// process and owns the shutdown order: stop polling, finish and commit the
+// batch in flight, close the Kafka client; stop the relay (a Kafka
+// transaction in flight is aborted: the next leader produces it again);
+// close the PostgreSQL pool; then shut down HTTP (which answers /ready with
+// 503 from the moment shutdown begins).
 package app
 
 import (
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamjoin/streamjoin/internal/api"
+	"github.com/streamjoin/streamjoin/internal/changelog"
 	"github.com/streamjoin/streamjoin/internal/ingest"
 	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/retry"
@@ -29,6 +32,10 @@ type Config struct {
 	Store  store.Config
 	Ingest ingest.Config
 	API    api.Config
+	// Changelog configures the changelog relay; an empty Topic turns the
+	// changelog off. Its SourceTopic, CreateTopic and ReplicationFactor
+	// come from Ingest.
+	Changelog changelog.Config
 	// DebugAddr, if set, serves Go's profiler (/debug/pprof/) there.
 	DebugAddr string
 }
@@ -42,6 +49,13 @@ func (c Config) WithDefaults() Config {
 		c.API.LookupTimeout = c.Store.QueryTimeout
 	}
 	c.API = c.API.WithDefaults()
+	c.Store.Changelog = c.Changelog.Topic != ""
+	if c.Store.Changelog {
+		c.Changelog.SourceTopic = c.Ingest.UserTopic
+		c.Changelog.CreateTopic = c.Ingest.CreateTopics
+		c.Changelog.ReplicationFactor = c.Ingest.ReplicationFactor
+		c.Changelog = c.Changelog.WithDefaults()
+	}
 	return c
 }
 
@@ -49,6 +63,9 @@ func (c Config) WithDefaults() Config {
 // writers' lanes: a state lane and a log lane per writer.
 func (c Config) Validate() error {
 	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
+	if err == nil && c.Store.Changelog {
+		err = c.Changelog.Validate()
+	}
 	if err == nil && int(c.Store.MaxConns) < 2*c.Ingest.Writers {
 		err = fmt.Errorf("writers %d: its %d lanes (a state and a log lane each) must not exceed pg-max-conns %d", c.Ingest.Writers, 2*c.Ingest.Writers, c.Store.MaxConns)
 	}
@@ -86,6 +103,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	if err != nil {
 		return err
 	}
+	var relay *changelog.Relay
+	if cfg.Store.Changelog {
+		if relay, err = changelog.New(cfg.Changelog, conn, st, reg, logger.With("component", "changelog")); err != nil {
+			return err
+		}
+	}
 	srv, err := api.New(cfg.API, st, consumer.Joined, reg, logger.With("component", "api"))
 	if err != nil {
 		return err
@@ -105,7 +128,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	g, gctx := errgroup.WithContext(ctx)
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
-	ingestDone := make(chan struct{})
+	ingestDone, relayDone := make(chan struct{}), make(chan struct{})
+	g.Go(func() error {
+		defer close(relayDone)
+		if relay == nil {
+			return nil
+		}
+		select {
+		case <-migrated:
+		case <-gctx.Done():
+			return nil
+		}
+		return relay.Run(gctx)
+	})
 	g.Go(func() error {
 		defer close(ingestDone)
 		if err := Migrate(gctx, st, logger); err != nil {
@@ -126,6 +161,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 		logger.Info("shutting down")
 		srv.Stopping()
 		<-ingestDone
+		<-relayDone
 		st.Close()
 		storeClosed = true
 		logger.Info("postgres pool closed")

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 type running struct {
 	base   string
 	broker string
+	schema string
 	done   chan error
 	cancel context.CancelFunc
 }
@@ -39,12 +40,13 @@ func setup(t *testing.T) *running {
 	t.Helper()
 	broker, _ := testenv.Kafka(t)
 	cfg := app.Config{Store: store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t)}}
+	cfg.Changelog.Topic = "user_profiles"
 	cfg.Kafka.Brokers = []string{broker}
 	cfg.Ingest.CreateTopics = true
 	cfg.API.Addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
-	r := &running{broker: broker, done: make(chan error, 1), cancel: cancel}
+	r := &running{broker: broker, schema: cfg.Store.Schema, done: make(chan error, 1), cancel: cancel}
 	go func() { r.done <- app.Run(ctx, cfg, testenv.Logger(t), func(a net.Addr) { addrc <- a }) }()
 	select {
 	case a := <-addrc:

@@ -224,6 +224,7 @@ func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
 	storeFlags(fs, &c.Store)
 	ingestFlags(fs, &c.Ingest)
 	apiFlags(fs, &c.API, defaultAddr)
+	changelogFlags(fs, &c.Changelog)
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 }
 
