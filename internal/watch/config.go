@@ -170,8 +170,8 @@ func (c Config) Validate() error {
 	if c.ChunkBytes < 1 {
 		bad("chunk-bytes %d: must be at least 1", c.ChunkBytes)
 	}
-	if c.MaxRecordBytes < 1 {
-		bad("max-record-bytes %d: must be at least 1", c.MaxRecordBytes)
+	if c.MaxRecordBytes < 1 || c.MaxRecordBytes > 256<<20 {
+		bad("max-record-bytes %d: must be between 1 and 256 MiB", c.MaxRecordBytes)
 	}
 	for _, s := range c.TempSuffixes {
 		if s == "" {

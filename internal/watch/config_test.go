@@ -32,6 +32,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero chunk", func(c *Config) { c.ChunkRecords = 0 }, "chunk-records 0"},
 		{"zero chunk bytes", func(c *Config) { c.ChunkBytes = 0 }, "chunk-bytes 0"},
 		{"zero max record", func(c *Config) { c.MaxRecordBytes = 0 }, "max-record-bytes 0"},
+		{"huge max record", func(c *Config) { c.MaxRecordBytes = 1 << 30 }, "max-record-bytes 1073741824"},
 		{"empty suffix", func(c *Config) { c.TempSuffixes = []string{""} }, "temp-suffixes:"},
 		{"zero progress", func(c *Config) { c.ProgressInterval = 0 }, "progress-interval 0s"},
 		{"zero backoff", func(c *Config) { c.RetryBackoffMax = 0 }, "retry-backoff-max 0s"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -76,6 +77,9 @@ func (s *session) file(ctx context.Context, f file) (bool, error) {
 
 	// First pass: the whole file's framing, before its first record.
 	n, err := s.count(ctx, f)
+	if errors.Is(err, fs.ErrNotExist) { // taken away since it was listed
+		return false, nil
+	}
 	var bad *formatError
 	if errors.As(err, &bad) {
 		return true, s.fail(ctx, f, bad.reason)
