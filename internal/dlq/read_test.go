@@ -136,7 +136,7 @@ func TestReplay(t *testing.T) {
 	}
 }
 
-func connect(t *testing.T, broker string) *kafka.Connector {
+func connect(t testing.TB, broker string) *kafka.Connector {
 	t.Helper()
 	conn, err := kafka.New(kafka.Config{Brokers: []string{broker}}, testenv.Logger(t), nil)
 	if err != nil {
