@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -211,6 +213,28 @@ func (v secretValue) String() string {
 
 func (v secretValue) Set(s string) error { *v.p = kafka.Secret(s); return nil }
 func (v secretValue) Type() string       { return "string" }
+
+// redactDSN returns a PostgreSQL connection string fit to print: the
+// password of a URL's userinfo and every password or sslpassword parameter
+// (URL query or key=value) replaced by xxxxx. A string it cannot parse as a
+// URL is treated as key=value.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.Redacted()
+	}
+	return dsnPasswordKV.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+// dsnPasswordKV matches a password or sslpassword in a key=value
+// connection string, quoted (with \' escapes) or not.
+var dsnPasswordKV = regexp.MustCompile(`((?:^|\s)(?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S*)`)
 
 // isSecret reports whether f holds a secret, whose value an error must not
 // repeat.
