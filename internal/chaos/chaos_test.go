@@ -46,7 +46,7 @@ func TestCrashes(t *testing.T) {
 	p := h.start()
 	f.Restarts = kills + 1
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.finish(s, &f, false, started, p)
+	h.finish(s, &f, started, p)
 }
 
 // TestRebalances runs three members of one group while the stream flows,
@@ -77,7 +77,7 @@ func TestRebalances(t *testing.T) {
 		f.Restarts++
 	}
 	h.waitCaughtUp(s, 10*time.Minute)
-	h.finish(s, &f, false, started, procs...)
+	h.finish(s, &f, started, procs...)
 }
 
 // TestZombies pauses a member (SIGSTOP) past its session timeout while the
@@ -86,9 +86,9 @@ func TestRebalances(t *testing.T) {
 // and raw logs end exactly right. The first pause lands just after a commit,
 // outside a transaction, so that it most likely holds the next batch; the
 // others land inside a batch transaction (streaming a COPY, most often),
-// where a paused member must not hold what its successor needs. A dead
-// letter may appear twice here, and only here: see
-// docs/delivery-semantics.md.
+// where a paused member must not hold what its successor needs. No dead
+// letter may appear twice either: a zombie's dead-letter produce is fenced
+// by the broker (see docs/delivery-semantics.md).
 func TestZombies(t *testing.T) {
 	t.Parallel()
 	h := setup(t, "", "")
@@ -127,22 +127,28 @@ func TestZombies(t *testing.T) {
 	// fenced: at least one must have been, or fencing was not exercised. A
 	// member with no write error at all has no series, hence the ErrNoSeries
 	// allowance; a renamed metric still fails, as the sum stays 0.
-	var fenced float64
+	var fenced, dlqFenced float64
 	for _, p := range procs {
-		v, err := p.metrics(t).Sum("streamjoin_ingest_write_errors_total", map[string]string{"class": "fenced"})
+		m := p.metrics(t)
+		v, err := m.Sum("streamjoin_ingest_write_errors_total", map[string]string{"class": "fenced"})
 		if err != nil && !errors.Is(err, testenv.ErrNoSeries) {
 			t.Fatal(err)
 		}
 		fenced += v
+		v, err = m.Sum("streamjoin_ingest_write_errors_total", map[string]string{"class": "dead_letter_fenced"})
+		if err != nil && !errors.Is(err, testenv.ErrNoSeries) {
+			t.Fatal(err)
+		}
+		dlqFenced += v
 		// Dead letters refused by the ownership check have no metric yet.
 		f.ZombieFenced += p.logCount("partitions claimed by another member")
 	}
 	f.ZombieFenced += int(fenced)
-	t.Logf("%v batch writes fenced", fenced)
+	t.Logf("%v batch writes fenced, %v dead-letter transactions fenced by the broker", fenced, dlqFenced)
 	if fenced == 0 {
 		t.Errorf("no zombie batch write was fenced (write_errors_total{class=\"fenced\"} is 0 on every member): the test did not exercise fencing")
 	}
-	h.finish(s, &f, true, started, procs...)
+	h.finish(s, &f, started, procs...)
 }
 
 // TestGracefulShutdown sends SIGTERM mid-batch: the process commits the
@@ -197,5 +203,5 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("the process after a graceful stop re-read %v committed records of %s", v, topic)
 		}
 	}
-	h.finish(s, &f, false, started, p)
+	h.finish(s, &f, started, p)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/dlq"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
@@ -38,10 +39,10 @@ type figures struct {
 	DurationSeconds int    `json:"duration_seconds"`
 }
 
-// check compares PostgreSQL and the dead-letter topics with the stream and
-// fails the test on any difference, except duplicated dead letters when
-// dlqDuplicatesAllowed. It fills the correctness figures of f.
-func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
+// check compares PostgreSQL and the dead-letter topics (read
+// read_committed) with the stream and fails the test on any difference, a
+// duplicated dead letter included. It fills the correctness figures of f.
+func (h *harness) check(s *stream, f *figures) {
 	h.t.Helper()
 	ctx := context.Background()
 	f.Date = time.Now().UTC().Format(time.RFC3339)
@@ -178,7 +179,7 @@ func (h *harness) check(s *stream, f *figures, dlqDuplicatesAllowed bool) {
 			}
 		}
 	}
-	if f.DLQLost+f.DLQUnexpected > 0 || (f.DLQDuplicated > 0 && !dlqDuplicatesAllowed) {
+	if f.DLQLost+f.DLQUnexpected+f.DLQDuplicated > 0 {
 		h.t.Errorf("dead letters: %d lost, %d duplicated, %d unexpected", f.DLQLost, f.DLQDuplicated, f.DLQUnexpected)
 	}
 }
@@ -188,7 +189,9 @@ type deadLetter struct {
 	Value   []byte
 }
 
-// readDLQ reads a dead-letter topic from its start to its current end.
+// readDLQ reads a dead-letter topic from its start to its last committed
+// record, read_committed, as every reader of dead letters must: a fenced
+// producer's aborted dead letters stay in the log.
 func (h *harness) readDLQ(topic string) []deadLetter {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -197,24 +200,30 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	meta, err := kadm.NewClient(adm).Metadata(ctx, topic)
+	adm.Close()
 	if err == nil {
-		err = ends.Error()
+		err = meta.Topics[topic].Err
 	}
 	if err != nil {
-		h.t.Fatalf("listing the end offsets of %s: %v", topic, err)
+		h.t.Fatalf("metadata of %s: %v", topic, err)
 	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
+	conn, err := kafka.New(kafka.Config{Brokers: []string{h.broker}}, nil, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	lasts, err := conn.LastRecords(ctx, "chaos-dlq-tail", topic, meta.Topics[topic].Partitions.Numbers())
+	if err != nil {
+		h.t.Fatalf("reading the last records of %s: %v", topic, err)
+	}
+	left := map[int32]int64{} // partition → offset of its last committed record
+	for p, r := range lasts {
+		left[p] = r.Offset
+	}
 	if len(left) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -226,14 +235,18 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 			h.t.Fatalf("reading %s: %v (partitions left: %v)", topic, ctx.Err(), left)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
+			last, ok := left[r.Partition]
+			if !ok || r.Offset > last {
+				return
+			}
+			if r.Offset == last {
+				delete(left, r.Partition)
+			}
 			hs := map[string]string{}
 			for _, kv := range r.Headers {
 				hs[kv.Key] = string(kv.Value)
 			}
 			out = append(out, deadLetter{Headers: hs, Value: r.Value})
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
 		})
 	}
 	return out
@@ -241,9 +254,9 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 
 // finish checks the end state (check), stops procs with SIGTERM, each of
 // which must exit 0, and reports f with the test's duration.
-func (h *harness) finish(s *stream, f *figures, dlqDuplicatesAllowed bool, started time.Time, procs ...*proc) {
+func (h *harness) finish(s *stream, f *figures, started time.Time, procs ...*proc) {
 	h.t.Helper()
-	h.check(s, f, dlqDuplicatesAllowed)
+	h.check(s, f)
 	for _, p := range procs {
 		p.stop(h.t, 20*time.Second)
 	}

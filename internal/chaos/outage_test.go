@@ -82,7 +82,7 @@ func TestPostgresOutage(t *testing.T) {
 		t.Errorf("/ready after the outage = %d, want 200", status)
 	}
 	f := figures{Test: "postgres-outage"}
-	h.finish(s, &f, false, started, p)
+	h.finish(s, &f, started, p)
 }
 
 // TestKafkaOutage starts the process before the broker exists, then takes the
@@ -163,7 +163,7 @@ func TestKafkaOutage(t *testing.T) {
 
 	h.waitCaughtUp(s, 5*time.Minute)
 	f := figures{Test: "kafka-outage"}
-	h.finish(s, &f, false, started, p)
+	h.finish(s, &f, started, p)
 }
 
 // atLeast requires the sum of the series of metric name matching labels to

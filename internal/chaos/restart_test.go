@@ -46,5 +46,5 @@ func TestRestartWithInstanceID(t *testing.T) {
 		}
 	}
 	h.waitCaughtUp(s, 5*time.Minute)
-	h.finish(s, &f, false, started, p)
+	h.finish(s, &f, started, p)
 }
