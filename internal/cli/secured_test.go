@@ -32,6 +32,7 @@ func TestSecuredSettingsRejectedAtStart(t *testing.T) {
 		"gen":        {"gen", "--brokers", broker},
 		"dlq list":   {"dlq", "list", "--brokers", broker, "--topic", "t.dlq"},
 		"dlq replay": {"dlq", "replay", "--brokers", broker, "--topic", "t.dlq"},
+		"watch":      {"watch", "--brokers", broker, "--dir", t.TempDir(), "--topic", "t"},
 	}
 	for _, tt := range []struct {
 		name string
