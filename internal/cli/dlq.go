@@ -62,7 +62,7 @@ func newDLQListCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "Show the records of a dead-letter topic with their reasons",
+		Short: "Show the committed records of a dead-letter topic (read_committed) with their reasons",
 		Example: `  streamjoin dlq list --brokers 127.0.0.1:9092 --topic user_events.dlq
   streamjoin dlq list --topic user_events.dlq --filter-code bad_timestamp --format json`,
 	}

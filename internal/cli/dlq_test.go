@@ -31,6 +31,29 @@ func TestDLQCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A dead letter in an aborted transaction (a fenced member's) is
+	// neither listed nor replayed.
+	txn, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.TransactionalID("cli-test"), kgo.DisableClientMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	err = txn.ProduceSync(context.Background(), &kgo.Record{Topic: "user_events.dlq", Value: []byte("aborted"), Headers: []kgo.RecordHeader{
+		{Key: dlq.HeaderError, Value: []byte("malformed_json: aborted")},
+		{Key: dlq.HeaderErrorCode, Value: []byte("malformed_json")},
+		{Key: dlq.HeaderSourceTopic, Value: []byte("user_events")},
+		{Key: dlq.HeaderSourcePartition, Value: []byte("0")},
+		{Key: dlq.HeaderSourceOffset, Value: []byte("42")},
+	}}).FirstErr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
 	run := func(args ...string) (string, string, int) {
 		var out, errOut bytes.Buffer
 		code := Main(append(args, "--brokers", broker), &out, &errOut)
