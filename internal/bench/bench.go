@@ -53,6 +53,9 @@ type Config struct {
 	// APIConns and APIDuration set each API load test. Defaults 50, 10s.
 	APIConns    int
 	APIDuration time.Duration
+	// FanoutUsers is the number of users of the organization whose tier
+	// change the fan-out measurement times. Default 100,000.
+	FanoutUsers int
 	// RSSEvents is the size of the separate run whose peak RSS is reported
 	// (0: skip it). Default 5,000,000.
 	RSSEvents int
@@ -87,6 +90,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.SeedSample, 20_000)
 	def(&c.FreshRate, 20_000)
 	def(&c.APIConns, 50)
+	def(&c.FanoutUsers, 100_000)
 	if c.FreshDuration == 0 {
 		c.FreshDuration = 20 * time.Second
 	}
@@ -120,6 +124,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("api-conns %d: must be at least 1", c.APIConns)
 	case c.APIDuration < time.Second:
 		return fmt.Errorf("api-duration %s: must be at least 1s", c.APIDuration)
+	case c.FanoutUsers < 1:
+		return fmt.Errorf("fanout-users %d: must be at least 1", c.FanoutUsers)
 	case c.RSSEvents < 0:
 		return fmt.Errorf("rss-events %d: must not be negative", c.RSSEvents)
 	}

@@ -40,6 +40,7 @@ func TestBenchSmoke(t *testing.T) {
 		APIConns:      4,
 		APIDuration:   time.Second,
 		RSSEvents:     5000,
+		FanoutUsers:   2000,
 		Binary:        bin,
 		Postgres:      testenv.PostgresDSN(t),
 		Out:           out,
@@ -48,7 +49,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"(a)", "(a2)", "(b)", "(c)", "(d)", "c / b", "c / a2", "c / a", "c / d",
-		"CPU during (c): streamjoin", "CPU during (c): PostgreSQL", "CPU during (c): bench process", "freshness p99", "peak RSS", "5000 events", "API GET", "direct", "constant-JSON", "while ingesting"}
+		"CPU during (c): streamjoin", "CPU during (c): PostgreSQL", "CPU during (c): bench process", "freshness p99", "(c+)", "c+ / c", "changelog latency p99", "fan-out: tier change transaction", "fan-out: longest", "peak RSS", "5000 events", "API GET", "direct", "constant-JSON", "while ingesting"}
 	var names []string
 	for _, f := range rep.Figures {
 		names = append(names, f.Name)

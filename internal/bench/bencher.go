@@ -36,7 +36,9 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 		{"(b) store write path, no Kafka", b.storePath},
 		{"(a2) the same work, minimum SQL and Go", b.minimum},
 		{"(d) per-event upsert loop (the seed's approach)", b.seedLoop},
-		{"(c) end-to-end pipeline, then freshness and API", b.pipeline},
+		{"(c) end-to-end pipeline, changelog off", b.pipelineOff},
+		{"(c+) end-to-end pipeline with the changelog, then freshness, changelog latency and API", b.pipeline},
+		{"fan-out of a tier change to the changelog", b.fanout},
 	}
 	for _, s := range steps {
 		b.progress(fmt.Sprintf("run %d/%d: %s", run, b.cfg.Runs, s.name))
@@ -45,7 +47,7 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 		}
 	}
 	// (a2) and (c) are compared with (b) as the same work: check they did it.
-	for _, c := range []struct{ name, got string }{{"(a2)", r.minimumDigest}, {"(c)", r.pipelineDigest}} {
+	for _, c := range []struct{ name, got string }{{"(a2)", r.minimumDigest}, {"(c)", r.pipelineDigest}, {"(c+)", r.changelogDigest}} {
 		if c.got != r.storeDigest {
 			return r, fmt.Errorf("%s left a different state from (b)'s:\n  %s\n  %s", c.name, c.got, r.storeDigest)
 		}

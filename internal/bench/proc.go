@@ -21,7 +21,9 @@ type proc struct {
 	done chan struct{}
 }
 
-func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
+// startPipeline starts `streamjoin run` on schema, with the changelog
+// (to the topic user_profiles) or without.
+func (b *bencher) startPipeline(broker, schema string, changelog bool) (*proc, error) {
 	port, err := devenv.FreePort()
 	if err != nil {
 		return nil, err
@@ -32,6 +34,9 @@ func (b *bencher) startPipeline(broker, schema string) (*proc, error) {
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(port),
 		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize),
 		"--log-level", "warn")
+	if !changelog {
+		p.cmd.Args = append(p.cmd.Args, "--changelog-topic=")
+	}
 	if b.cfg.PipelineDebugAddr != "" {
 		p.cmd.Args = append(p.cmd.Args, "--debug-addr", b.cfg.PipelineDebugAddr)
 	}

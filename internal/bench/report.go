@@ -16,16 +16,28 @@ import (
 
 // RunResult is one run's raw figures.
 type RunResult struct {
-	RawCopy        float64    `json:"a_raw_copy_events_per_s"`
-	Minimum        float64    `json:"a2_minimum_events_per_s"`
-	StorePath      float64    `json:"b_store_path_events_per_s"`
-	Pipeline       float64    `json:"c_pipeline_events_per_s"`
-	PipelineWall   float64    `json:"c_pipeline_with_startup_events_per_s"`
-	SeedLoop       float64    `json:"d_seed_loop_events_per_s"`
-	PipelineRSS    int64      `json:"c_pipeline_peak_rss_bytes"`
-	FreshCount     int        `json:"freshness_samples"`
-	FreshP50       float64    `json:"freshness_p50_ms"`
-	FreshP99       float64    `json:"freshness_p99_ms"`
+	RawCopy   float64 `json:"a_raw_copy_events_per_s"`
+	Minimum   float64 `json:"a2_minimum_events_per_s"`
+	StorePath float64 `json:"b_store_path_events_per_s"`
+	Pipeline  float64 `json:"c_pipeline_events_per_s"`
+	// PipelineChangelog is (c) with the changelog on, until it is produced.
+	PipelineChangelog float64 `json:"c_changelog_events_per_s"`
+	PipelineWall      float64 `json:"c_pipeline_with_startup_events_per_s"`
+	SeedLoop          float64 `json:"d_seed_loop_events_per_s"`
+	PipelineRSS       int64   `json:"c_pipeline_peak_rss_bytes"`
+	FreshCount        int     `json:"freshness_samples"`
+	FreshP50          float64 `json:"freshness_p50_ms"`
+	FreshP99          float64 `json:"freshness_p99_ms"`
+	// The changelog's latency at the steady rate: state commit → a
+	// read_committed consumer sees the record.
+	ChangelogCount int     `json:"changelog_samples"`
+	ChangelogP50   float64 `json:"changelog_latency_p50_ms"`
+	ChangelogP99   float64 `json:"changelog_latency_p99_ms"`
+	// The fan-out of a tier change to FanoutUsers users.
+	FanoutTxn      float64    `json:"fanout_transaction_s"`
+	FanoutRelayed  float64    `json:"fanout_relayed_s"`
+	FanoutStall    float64    `json:"fanout_stall_ms"`
+	FanoutWriteP50 float64    `json:"fanout_concurrent_write_p50_ms"`
 	API            LoadResult `json:"api"`
 	APIUnderIngest LoadResult `json:"api_under_ingest"`
 	DirectPgx      LoadResult `json:"direct_pgx"`
@@ -34,7 +46,7 @@ type RunResult struct {
 	CPU *PipelineCPU `json:"c_cpu_cores,omitempty"`
 
 	// What (b), (a2) and (c) left in their schemas: they must match.
-	storeDigest, minimumDigest, pipelineDigest string
+	storeDigest, minimumDigest, pipelineDigest, changelogDigest string
 }
 
 // Figure is one line of the report: the median over runs and the spread.
@@ -141,8 +153,17 @@ func (r *Report) summarize() {
 	add("c / a", "ratio", ratio(c, a), "", nil)
 	r.cpuFigures(add)
 	add("c / d", "ratio", ratio(c, d), "≥ 30", func(v float64) bool { return v >= 30 })
+	cl := func(x RunResult) float64 { return x.PipelineChangelog }
+	add("(c+) end-to-end with the changelog on, until produced", "events/s", col(cl), "", nil)
+	add("c+ / c (changelog on / off)", "ratio", ratio(cl, c), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
 	add("freshness p50, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP50 }), "", nil)
 	add("freshness p99, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP99 }), "≤ 250", func(v float64) bool { return v <= 250 })
+	add("changelog latency p50, state commit → read_committed consumer", "ms", col(func(x RunResult) float64 { return x.ChangelogP50 }), "", nil)
+	add("changelog latency p99, state commit → read_committed consumer", "ms", col(func(x RunResult) float64 { return x.ChangelogP99 }), "≤ 250", func(v float64) bool { return v <= 250 })
+	add("fan-out: tier change transaction", "s", col(func(x RunResult) float64 { return x.FanoutTxn }), "", nil)
+	add("fan-out: tier change until every record is produced", "s", col(func(x RunResult) float64 { return x.FanoutRelayed }), "", nil)
+	add("fan-out: longest concurrent user write (the ingest stall)", "ms", col(func(x RunResult) float64 { return x.FanoutStall }), "", nil)
+	add("fan-out: concurrent user write p50 before it", "ms", col(func(x RunResult) float64 { return x.FanoutWriteP50 }), "", nil)
 	add("peak RSS of the pipeline process, this run", "MiB", col(func(x RunResult) float64 { return float64(x.PipelineRSS) / (1 << 20) }), "", nil)
 	if r.RSSEvents > 0 {
 		mib := float64(r.RSSBytes) / (1 << 20)

@@ -34,8 +34,9 @@ func newBenchCmd() *cobra.Command {
 the leanest SQL and Go (the schema's floor), (b) the store's write path fed
 directly, (c) the end-to-end pipeline (this binary, as a subprocess) from a
 pre-filled in-process Kafka topic, with the CPU each process used during it,
-(d) a per-event upsert loop; then freshness at a
-steady rate, the API at 50 connections beside direct pgx and a constant-JSON
+(d) a per-event upsert loop; then (c+) the pipeline with the changelog on,
+freshness and the changelog's latency at a steady rate, the fan-out of a
+tier change, the API at 50 connections beside direct pgx and a constant-JSON
 handler, the API while ingesting, and the peak RSS over a larger run. It
 prints a table and writes bench.json and bench.md to --out.`,
 		Example: `  streamjoin bench --out bench-results
@@ -52,6 +53,7 @@ prints a table and writes bench.json and bench.md to --out.`,
 	fs.DurationVar(&cfg.FreshDuration, "fresh-duration", 0, "length of the freshness stream (default 20s)")
 	fs.IntVar(&cfg.APIConns, "api-conns", 50, "concurrent API connections")
 	fs.DurationVar(&cfg.APIDuration, "api-duration", 0, "length of each API load test (default 10s)")
+	fs.IntVar(&cfg.FanoutUsers, "fanout-users", 100_000, "users of the organization whose tier change the fan-out measurement times")
 	fs.IntVar(&cfg.RSSEvents, "rss-events", 5_000_000, "events of the peak-RSS run (0: skip)")
 	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL DSN to use (default: a private cluster, fsync on)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the private cluster lives (default: a temporary directory)")

@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/changelog"
+	"github.com/streamjoin/streamjoin/internal/event"
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+// fanoutOrg is the organization of the fan-out measurement's users.
+const fanoutOrg = "fanout-org"
+
+// fanout measures the changelog's fan-out: an organization with
+// FanoutUsers live users changes tier. It reports the tier change's state
+// transaction (the fan-out happens inside it, in PostgreSQL), the time
+// until the relay has produced every record, and the ingest stall: the
+// longest a concurrent stream of small user writes (other users, other
+// organization) waited while the tier change ran, beside that stream's
+// median before it.
+func (b *bencher) fanout(ctx context.Context, run int, r *RunResult) error {
+	schema := fmt.Sprintf("bench_fanout_%d", run)
+	if err := b.dropSchema(ctx, schema); err != nil {
+		return err
+	}
+	defer b.dropSchema(ctx, schema)
+	st, err := store.Open(ctx, store.Config{DSN: b.dsn, Schema: schema, MaxConns: 8, Changelog: true}, b.quiet)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	t0 := b.cfg.Workload.Start
+	str := func(s string) *string { return &s }
+	if err := st.WriteState(ctx, &store.Batch{Orgs: []event.Org{{Name: fanoutOrg, Tier: str("silver"), CreatedAt: t0, LogTime: t0}}}); err != nil {
+		return err
+	}
+	n := b.cfg.FanoutUsers
+	for lo := 0; lo < n; lo += 10_000 {
+		bt := &store.Batch{}
+		for i := lo; i < min(n, lo+10_000); i++ {
+			bt.Users = append(bt.Users, event.User{ID: fmt.Sprint("fan-", i), Type: event.UserCreated, Username: str(fmt.Sprint("fan", i)), OrganizationName: str(fanoutOrg), ReceivedAt: t0, LogTime: t0, Pos: event.Position{Offset: int64(i)}})
+		}
+		if err := st.WriteState(ctx, bt); err != nil {
+			return fmt.Errorf("loading the organization's users: %w", err)
+		}
+	}
+	conn, err := b.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	// Start from an empty outbox: the load is not what is measured.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("TRUNCATE %[1]s.changelog_outbox, %[1]s.changelog_commits", schema)); err != nil {
+		return err
+	}
+
+	kb, err := newBroker(b.log)
+	if err != nil {
+		return err
+	}
+	defer kb.close()
+	relay, err := changelog.New(changelog.Config{Topic: changelogTopic, SourceTopic: userTopic, CreateTopic: true}, kb.kafka, st, nil, b.quiet)
+	if err != nil {
+		return err
+	}
+	rctx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- relay.Run(rctx) }()
+	defer func() { stopRelay(); <-relayDone }()
+
+	// The concurrent stream: 100 users per write, back to back.
+	type span struct{ start, end time.Time }
+	var (
+		mu     sync.Mutex
+		writes []span
+	)
+	wctx, stopWrites := context.WithCancel(ctx)
+	writesDone := make(chan error, 1)
+	go func() {
+		for i := 0; wctx.Err() == nil; i++ {
+			bt := &store.Batch{}
+			for j := range 100 {
+				at := t0.Add(time.Duration(i+1) * time.Millisecond)
+				bt.Users = append(bt.Users, event.User{ID: fmt.Sprint("other-", j), Type: event.UserUpdated, Username: str("other"), OrganizationName: str("other-org"), ReceivedAt: at, LogTime: at, Pos: event.Position{Offset: int64(i)}})
+			}
+			start := time.Now()
+			if err := st.WriteState(wctx, bt); err != nil {
+				if wctx.Err() != nil {
+					break
+				}
+				writesDone <- err
+				return
+			}
+			mu.Lock()
+			writes = append(writes, span{start, time.Now()})
+			mu.Unlock()
+		}
+		writesDone <- nil
+	}()
+	time.Sleep(time.Second) // the stream's own pace, before the tier change
+
+	start := time.Now()
+	err = st.WriteState(ctx, &store.Batch{Orgs: []event.Org{{Name: fanoutOrg, Tier: str("gold"), CreatedAt: t0.Add(time.Second), LogTime: t0, Pos: event.Position{Offset: 1}}}})
+	txnEnd := time.Now()
+	if err == nil {
+		err = waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute)
+	}
+	relayed := time.Now()
+	time.Sleep(200 * time.Millisecond) // a few writes after, so none is cut short
+	stopWrites()
+	if werr := <-writesDone; err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("fan-out: %w", err)
+	}
+	var before []float64
+	stall := 0.0
+	mu.Lock()
+	for _, w := range writes {
+		d := w.end.Sub(w.start).Seconds() * 1000
+		switch {
+		case w.end.Before(start):
+			before = append(before, d)
+		case w.start.Before(txnEnd):
+			stall = max(stall, d)
+		}
+	}
+	mu.Unlock()
+	if len(before) == 0 || stall == 0 {
+		return errors.New("fan-out: the concurrent writes did not overlap the tier change; no stall figure")
+	}
+	sort.Float64s(before)
+	r.FanoutTxn = txnEnd.Sub(start).Seconds()
+	r.FanoutRelayed = relayed.Sub(start).Seconds()
+	r.FanoutStall = stall
+	r.FanoutWriteP50 = percentile(before, 50)
+	return nil
+}
