@@ -150,6 +150,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 			return err
 		}
 		close(migrated)
+		// A rejected login or an untrusted certificate ends the start here,
+		// clearly; an unreachable broker is waited for.
+		if err := conn.Check(gctx); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		return consumer.Run(gctx)
 	})
 	g.Go(func() error { return srv.Run(httpCtx) })

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/streamjoin/streamjoin/internal/app"
 	"github.com/streamjoin/streamjoin/internal/devenv"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/store"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
@@ -102,5 +106,22 @@ func TestMigrationBugFailsTheStart(t *testing.T) {
 	}
 	if err == nil || !listened {
 		t.Fatalf("Run = %v (HTTP started: %v), want a migration error after HTTP started", err, listened)
+	}
+}
+
+// TestWrongKafkaPasswordFailsTheStart: a login the brokers refuse ends Run
+// with kafka.ErrAuthFailed, instead of a pipeline that retries forever.
+func TestWrongKafkaPasswordFailsTheStart(t *testing.T) {
+	t.Parallel()
+	broker, _ := testenv.Kafka(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "streamjoin", "right"))
+	cfg := app.Config{Store: store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t)}}
+	cfg.Kafka.Brokers = []string{broker}
+	cfg.Kafka.SASL = kafka.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "streamjoin", Password: "wrong"}
+	cfg.API.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := app.Run(ctx, cfg, testenv.Logger(t), nil)
+	if !errors.Is(err, kafka.ErrAuthFailed) {
+		t.Fatalf("Run = %v, want kafka.ErrAuthFailed", err)
 	}
 }

@@ -111,7 +111,7 @@ streamjoin dev is up
   HTTP API     : http://%s
   try          : curl http://%s/users/Ripley
   stop         : Ctrl-C
-`, kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic, cfg.Ingest.DLQSuffix, cfg.Store.DSN, cfg.Store.Schema,
+`, kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic, cfg.Ingest.DLQSuffix, redactDSN(cfg.Store.DSN), cfg.Store.Schema,
 			net.JoinHostPort(host, port), net.JoinHostPort(host, port))
 	}
 
