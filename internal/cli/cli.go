@@ -46,6 +46,7 @@ Settings come from flags, then STREAMJOIN_* environment variables, then the
 YAML file given by --config (keys are the flag names).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(), // --version; the image test runs it
 	}
 	root.SetFlagErrorFunc(flagParseError) // inherited by every command
 	root.AddCommand(newRunCmd(), newDevCmd(), newProduceCmd(), newMigrateCmd(), newDLQCmd(), newGenCmd(), newBenchCmd())
