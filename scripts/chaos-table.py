@@ -17,6 +17,8 @@ cols = [("records_produced", "records"), ("invalid_records", "invalid"), ("sigki
         ("user_rows_differing", "user rows wrong"), ("org_rows_differing", "org rows wrong"),
         ("raw_records_lost", "raw lost"), ("raw_records_duplicated", "raw duplicated"),
         ("dead_letters_lost", "DLQ lost"), ("dead_letters_duplicated", "DLQ duplicated"),
+        ("changelog_records", "changelog records"), ("changelog_keys_differing_from_view", "changelog keys wrong"),
+        ("changelog_records_out_of_order", "changelog out of order"), ("changelog_commits_missing", "changelog commits missing"),
         ("duration_seconds", "seconds")]
 print("| test | " + " | ".join(c[1] for c in cols) + " |")
 print("| --- |" + " ---: |" * len(cols))

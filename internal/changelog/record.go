@@ -42,8 +42,8 @@ func record(row *store.OutboxRow) (*kgo.Record, error) {
 	return rec, nil
 }
 
-// positionOf reads a record's HeaderPosition.
-func positionOf(r *kgo.Record) (store.OutboxPosition, bool) {
+// PositionOf reads a changelog record's HeaderPosition.
+func PositionOf(r *kgo.Record) (store.OutboxPosition, bool) {
 	for _, h := range r.Headers {
 		if h.Key != HeaderPosition {
 			continue

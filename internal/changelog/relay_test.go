@@ -117,7 +117,7 @@ func TestChangelogIsEveryViewChangeOnceInOrder(t *testing.T) {
 	for _, rec := range e.readTopic(t) {
 		got[string(rec.Key)] = append(got[string(rec.Key)], value(rec))
 		total++
-		pos, ok := positionOf(rec)
+		pos, ok := PositionOf(rec)
 		if !ok {
 			t.Fatalf("record at %d/%d has no position header", rec.Partition, rec.Offset)
 		}

@@ -74,7 +74,7 @@ func (r *Relay) position(ctx context.Context) (store.OutboxPosition, error) {
 	}
 	var pos store.OutboxPosition
 	for p, rec := range last {
-		at, ok := positionOf(rec)
+		at, ok := PositionOf(rec)
 		if !ok {
 			r.log.Warn("the last record of a changelog partition has no outbox position; was it written by something else?", "topic", r.cfg.Topic, "partition", p, "offset", rec.Offset)
 			continue

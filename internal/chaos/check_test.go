@@ -36,6 +36,11 @@ type figures struct {
 	DLQDuplicated   int    `json:"dead_letters_duplicated"`
 	DLQUnexpected   int    `json:"dead_letters_unexpected"`
 	ZombieFenced    int    `json:"zombie_batches_fenced"`
+	// The changelog topic, read read_committed (changelog_test.go).
+	ChangelogRecords        int `json:"changelog_records"`
+	ChangelogKeysDiffering  int `json:"changelog_keys_differing_from_view"`
+	ChangelogOutOfOrder     int `json:"changelog_records_out_of_order"`
+	ChangelogCommitsMissing int `json:"changelog_commits_missing"`
 	DurationSeconds int    `json:"duration_seconds"`
 }
 
@@ -182,6 +187,7 @@ func (h *harness) check(s *stream, f *figures) {
 	if f.DLQLost+f.DLQUnexpected+f.DLQDuplicated > 0 {
 		h.t.Errorf("dead letters: %d lost, %d duplicated, %d unexpected", f.DLQLost, f.DLQDuplicated, f.DLQUnexpected)
 	}
+	h.checkChangelog(f)
 }
 
 type deadLetter struct {
@@ -193,6 +199,21 @@ type deadLetter struct {
 // record, read_committed, as every reader of dead letters must: a fenced
 // producer's aborted dead letters stay in the log.
 func (h *harness) readDLQ(topic string) []deadLetter {
+	h.t.Helper()
+	var out []deadLetter
+	for _, r := range h.readTopic(topic) {
+		hs := map[string]string{}
+		for _, kv := range r.Headers {
+			hs[kv.Key] = string(kv.Value)
+		}
+		out = append(out, deadLetter{Headers: hs, Value: r.Value})
+	}
+	return out
+}
+
+// readTopic reads a topic from its start to its last committed record,
+// read_committed.
+func (h *harness) readTopic(topic string) []*kgo.Record {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -212,7 +233,7 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	lasts, err := conn.LastRecords(ctx, "chaos-dlq-tail", topic, meta.Topics[topic].Partitions.Numbers())
+	lasts, err := conn.LastRecords(ctx, "chaos-tail", topic, meta.Topics[topic].Partitions.Numbers())
 	if err != nil {
 		h.t.Fatalf("reading the last records of %s: %v", topic, err)
 	}
@@ -228,7 +249,7 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 		h.t.Fatal(err)
 	}
 	defer cl.Close()
-	var out []deadLetter
+	var out []*kgo.Record
 	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -242,11 +263,7 @@ func (h *harness) readDLQ(topic string) []deadLetter {
 			if r.Offset == last {
 				delete(left, r.Partition)
 			}
-			hs := map[string]string{}
-			for _, kv := range r.Headers {
-				hs[kv.Key] = string(kv.Value)
-			}
-			out = append(out, deadLetter{Headers: hs, Value: r.Value})
+			out = append(out, r)
 		})
 	}
 	return out
