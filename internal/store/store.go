@@ -24,6 +24,10 @@ import (
 type Config struct {
 	// DSN is a PostgreSQL URL or keyword/value connection string. Required.
 	DSN string
+	// ReadDSN, if set and not DSN, gives the API's reads (UsersByName,
+	// UsersByNames, SchemaVersion) a second pool of MaxConns connections on
+	// it, e.g. a read replica; see read.go. Default: DSN's pool.
+	ReadDSN string
 	// Schema holds every streamjoin table. It is created if missing.
 	// Default "streamjoin".
 	Schema string
@@ -81,6 +85,11 @@ func (c Config) Validate() error {
 	if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	if c.ReadDSN != "" {
+		if _, err := pgxpool.ParseConfig(c.ReadDSN); err != nil {
+			return fmt.Errorf("postgres-read: %w", err)
+		}
+	}
 	if !schemaRE.MatchString(c.Schema) {
 		return fmt.Errorf("schema %q: want a lower-case identifier matching %s", c.Schema, schemaRE)
 	}
@@ -132,6 +141,7 @@ var (
 // Store reads and writes streamjoin's tables.
 type Store struct {
 	pool   *pgxpool.Pool
+	read   *pgxpool.Pool // the API's reads; pool unless ReadDSN names another
 	cfg    Config
 	logger *slog.Logger
 	steps  []Step // run inside each WriteBatch; see WithSteps
@@ -144,7 +154,32 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pcfg, err := poolConfig(cfg, cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		// Staging tables are per session; create them once per connection.
+		_, err := conn.Exec(ctx, sqlStageTables)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating postgres pool: %w", err)
+	}
+	st := &Store{pool: pool, read: pool, cfg: cfg, logger: logger}
+	if cfg.ReadDSN != "" && cfg.ReadDSN != cfg.DSN {
+		if st.read, err = newReadPool(ctx, cfg, cfg.ReadDSN); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// poolConfig is the configuration every pool of cfg's shares, on dsn.
+func poolConfig(cfg Config, dsn string) (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parsing postgres dsn: %w", err)
 	}
@@ -157,30 +192,32 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	if pcfg.ConnConfig.ConnectTimeout == 0 {
 		pcfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
-	pcfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		// Staging tables are per session; create them once per connection.
-		_, err := conn.Exec(ctx, sqlStageTables)
-		return err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating postgres pool: %w", err)
-	}
-	return &Store{pool: pool, cfg: cfg, logger: logger}, nil
+	return pcfg, nil
 }
 
-// Close closes the pool, waiting for acquired connections to be released.
-func (s *Store) Close() { s.pool.Close() }
+// Close closes the pools, waiting for acquired connections to be released.
+func (s *Store) Close() {
+	if s.read != s.pool {
+		s.read.Close()
+	}
+	s.pool.Close()
+}
 
 // Schema returns the schema the tables live in.
 func (s *Store) Schema() string { return s.cfg.Schema }
 
-// Ping checks that PostgreSQL answers within the query timeout.
+// Ping checks that PostgreSQL answers within the query timeout, on the
+// read pool too when it is a second one.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("pinging postgres: %w", err)
+	}
+	if s.read != s.pool {
+		if err := s.read.Ping(ctx); err != nil {
+			return fmt.Errorf("pinging postgres-read: %w", err)
+		}
 	}
 	return nil
 }
@@ -197,12 +234,12 @@ type Profile struct {
 }
 
 // UsersByName returns up to limit live users whose username is exactly name,
-// ordered by id, each joined to its organization. The read is bounded by the
-// configured query timeout.
+// ordered by id, each joined to its organization, from the read pool. The
+// read is bounded by the configured query timeout.
 func (s *Store) UsersByName(ctx context.Context, name string, limit int) ([]Profile, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, sqlUsersByName, name, limit)
+	rows, err := s.read.Query(ctx, sqlUsersByName, name, limit)
 	if err != nil {
 		return nil, fmt.Errorf("querying users by name: %w", err)
 	}
@@ -220,7 +257,7 @@ func (s *Store) UsersByName(ctx context.Context, name string, limit int) ([]Prof
 func (s *Store) UsersByNames(ctx context.Context, names []string, limit int) (map[string][]Profile, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, sqlUsersByNames, names, limit)
+	rows, err := s.read.Query(ctx, sqlUsersByNames, names, limit)
 	if err != nil {
 		return nil, fmt.Errorf("querying users by names: %w", err)
 	}
