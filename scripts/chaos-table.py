@@ -10,7 +10,7 @@ for line in open(path):
     if line:
         r = json.loads(line)
         rows[r["test"]] = r  # the last run of each test
-order = ["crashes", "rebalances", "zombies", "graceful-shutdown", "postgres-outage", "kafka-outage"]
+order = ["crashes", "rebalances", "zombies", "graceful-shutdown", "postgres-outage", "kafka-outage", "watch-kills", "watch-big-file"]
 cols = [("records_produced", "records"), ("invalid_records", "invalid"), ("sigkills", "SIGKILLs"),
         ("sigkills_inside_commit", "…inside a commit"), ("restarts", "restarts"),
         ("zombie_batches_fenced", "zombie batches fenced"),
@@ -19,6 +19,7 @@ cols = [("records_produced", "records"), ("invalid_records", "invalid"), ("sigki
         ("dead_letters_lost", "DLQ lost"), ("dead_letters_duplicated", "DLQ duplicated"),
         ("changelog_records", "changelog records"), ("changelog_keys_differing_from_view", "changelog keys wrong"),
         ("changelog_records_out_of_order", "changelog out of order"), ("changelog_commits_missing", "changelog commits missing"),
+        ("records_lost", "watch records lost"), ("records_duplicated", "watch records duplicated"),
         ("duration_seconds", "seconds")]
 print("| test | " + " | ".join(c[1] for c in cols) + " |")
 print("| --- |" + " ---: |" * len(cols))
