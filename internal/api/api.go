@@ -145,6 +145,8 @@ type Server struct {
 	ln       net.Listener
 	stopping chan struct{}
 	started  <-chan struct{} // closed once the data can be read; nil: from the start
+	probes   bool            // serve /health, /ready and /metrics only
+	readyLog readyLog
 }
 
 // New validates cfg and returns a Server. joined reports whether the consumer
@@ -168,7 +170,9 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 // Handler returns the API's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/users/{name}", s.getUsers)
+	if !s.probes {
+		mux.HandleFunc("/users/{name}", s.getUsers)
+	}
 	mux.HandleFunc("/health", s.health)
 	mux.HandleFunc("/ready", s.ready)
 	if s.gatherer != nil {
@@ -225,7 +229,12 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// StartAfter makes GET /users/… and /ready answer 503 ("starting") until
+// ServeProbesOnly makes the server serve /health, /ready and /metrics only
+// (the ingest role): any other path, GET /users/… included, is a 404
+// problem. Call it before Handler or Run.
+func (s *Server) ServeProbesOnly() { s.probes = true }
+
+// StartAfter makes GET /users/… and /ready answer 503 ("migrating") until
 // ready is closed, for a process that serves HTTP before its schema is
 // migrated; /health answers from the start. Call it before Run.
 func (s *Server) StartAfter(ready <-chan struct{}) { s.started = ready }
@@ -244,7 +253,7 @@ func (s *Server) starting() bool {
 }
 
 // errStarting is the answer to reads before StartAfter's channel closes.
-var errStarting = &problem{status: http.StatusServiceUnavailable, detail: "starting: the schema is not migrated yet"}
+var errStarting = &problem{status: http.StatusServiceUnavailable, detail: reasonMigrating}
 
 // Stopping makes /ready answer 503 from now on: the process is shutting down.
 func (s *Server) Stopping() {
@@ -252,6 +261,16 @@ func (s *Server) Stopping() {
 	case <-s.stopping:
 	default:
 		close(s.stopping)
+	}
+}
+
+// isStopping reports whether Stopping was called.
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -300,38 +319,6 @@ func (s *Server) getUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeUsers(w, r, users)
-}
-
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	if !allowGet(w, r, s) {
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
-}
-
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if !allowGet(w, r, s) {
-		return
-	}
-	select {
-	case <-s.stopping:
-		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "shutting down"})
-		return
-	default:
-	}
-	if s.starting() {
-		s.fail(w, r, errStarting)
-		return
-	}
-	if err := s.users.Ping(r.Context()); err != nil {
-		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "postgres is not answering", err: err})
-		return
-	}
-	if !s.joined() {
-		s.fail(w, r, &problem{status: http.StatusServiceUnavailable, detail: "the consumer has not joined its group"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "READY"})
 }
 
 func allowGet(w http.ResponseWriter, r *http.Request, s *Server) bool {

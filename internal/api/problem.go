@@ -65,6 +65,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
+	writeProblem(w, r, status, detail)
+}
+
+// writeProblem writes a problem document, with a Retry-After on a 503,
+// and logs nothing.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
 	h := w.Header()
 	if status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
