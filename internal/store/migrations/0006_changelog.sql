@@ -10,11 +10,12 @@
 ALTER TABLE users ADD COLUMN profile_changed boolean NOT NULL DEFAULT false;
 
 -- changelog_outbox: one row per emitted profile change. xid is the writing
--- transaction and seq orders rows within it; a row with deleted = true is a
--- tombstone. The profile columns are the view's.
+-- transaction and seq orders rows within it (each session caches 1,000
+-- values: increasing within a transaction is all the relay needs); a row
+-- with deleted = true is a tombstone. The profile columns are the view's.
 CREATE TABLE changelog_outbox (
     xid               xid8    NOT NULL DEFAULT pg_current_xact_id(),
-    seq               bigint  GENERATED ALWAYS AS IDENTITY,
+    seq               bigint  GENERATED ALWAYS AS IDENTITY (CACHE 1000),
     id                text    NOT NULL,
     deleted           boolean NOT NULL,
     username          text,
