@@ -45,3 +45,8 @@ CREATE TABLE changelog_clock (
     n        bigint  NOT NULL
 );
 INSERT INTO changelog_clock (n) VALUES (0);
+
+-- A tier change re-emits every live user of the organization: found by
+-- this index, not a scan of users. (0003 dropped a full index on the column
+-- when nothing read users by organization; the fan-out does.)
+CREATE INDEX users_organization_name_live_idx ON users (organization_name) WHERE NOT deleted;
