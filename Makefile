@@ -3,13 +3,20 @@ GO       ?= go
 BIN      := bin/streamjoin
 PKGS     := ./...
 
-.PHONY: all build dev test test-short bench chaos fuzz vet fmt postgres clean
+.PHONY: all build image dev test test-short bench chaos fuzz vet fmt postgres clean
 
 all: build
 
 ## build: the static binary in bin/streamjoin
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/streamjoin
+
+## image: the OCI image of bin/streamjoin, built without a Docker daemon, in
+## bin/streamjoin-image.tar (`docker load -i` or `crane push` it); the
+## Dockerfile builds the same image with Docker
+IMAGE_TAG ?= streamjoin:latest
+image: build
+	$(GO) run ./cmd/streamjoin-image --binary $(BIN) --out bin/streamjoin-image.tar --tag $(IMAGE_TAG)
 
 ## postgres: install PostgreSQL's server binaries if they are missing
 postgres:
