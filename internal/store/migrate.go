@@ -48,10 +48,24 @@ func migrations() ([]migration, error) {
 // not yet applied, each in its own transaction. Concurrent callers are
 // serialized by an advisory lock, so many processes may start at once. It
 // returns the number of migrations applied.
-func (s *Store) Migrate(ctx context.Context) (int, error) {
+func (s *Store) Migrate(ctx context.Context) (int, error) { return s.MigrateTo(ctx, 0) }
+
+// MigrateTo is Migrate, but stops after migration version upTo (0: all of
+// them). It exists for tests of a migration against data written under the
+// schema before it.
+func (s *Store) MigrateTo(ctx context.Context, upTo int) (int, error) {
 	ms, err := migrations()
 	if err != nil {
 		return 0, err
+	}
+	if upTo > 0 {
+		kept := ms[:0]
+		for _, m := range ms {
+			if m.version <= upTo {
+				kept = append(kept, m)
+			}
+		}
+		ms = kept
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
