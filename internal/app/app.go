@@ -1,5 +1,6 @@
 // Package app wires the pipeline, the changelog relay and the API into one
-// process and owns the shutdown order: stop polling, finish and commit the
+// process, or the parts of them its Role asks for, and owns the shutdown
+// order: stop polling, finish and commit the
 // batch in flight, close the Kafka client; stop the relay (a Kafka
 // transaction in flight is aborted: the next leader produces it again);
 // close the PostgreSQL pool; then shut down HTTP (which answers /ready with
@@ -28,6 +29,8 @@ import (
 
 // Config is the whole process's configuration.
 type Config struct {
+	// Role is which parts run (see Role). Default RoleAll.
+	Role   Role
 	Kafka  kafka.Config
 	Store  store.Config
 	Ingest ingest.Config
@@ -42,6 +45,9 @@ type Config struct {
 
 // WithDefaults fills every component's defaults.
 func (c Config) WithDefaults() Config {
+	if c.Role == "" {
+		c.Role = RoleAll
+	}
 	c.Kafka = c.Kafka.WithDefaults()
 	c.Store = c.Store.WithDefaults()
 	c.Ingest = c.Ingest.WithDefaults()
@@ -59,9 +65,21 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate validates every component, and that the pool has room for the
-// writers' lanes: a state lane and a log lane per writer.
+// Validate validates the role and every component it runs, and that the
+// pool has room for the writers' lanes: a state lane and a log lane per
+// writer. The api role's Kafka, ingest and changelog settings are not
+// looked at: it uses none of them.
 func (c Config) Validate() error {
+	if err := c.Role.Validate(); err != nil {
+		return err
+	}
+	if !c.Role.ingests() {
+		sc := c.Store
+		if sc.DSN == "" {
+			sc.DSN = sc.ReadDSN // the api role connects to ReadDSN alone
+		}
+		return errors.Join(sc.Validate(), c.API.Validate())
+	}
 	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
 	if err == nil && c.Store.Changelog {
 		err = c.Changelog.Validate()
@@ -76,14 +94,17 @@ func (c Config) Validate() error {
 // while it is unreachable), then starts the pipeline, and blocks until ctx
 // is canceled or a component fails. /health answers from the start; reads
 // and /ready answer 503 until the schema is migrated and the consumer has
-// joined its group. onListening, if not nil, is called with the API's address
-// once it is bound. Run returns nil after a clean shutdown.
+// joined its group. The role decides what runs (see Role): the api role
+// waits for the schema instead of migrating it and starts no pipeline.
+// onListening, if not nil, is called with the API's address once it is
+// bound. Run returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(net.Addr)) error {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store, logger)
+	logger = logger.With("role", string(cfg.Role))
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -95,23 +116,32 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	conn, err := kafka.New(cfg.Kafka, logger.With("component", "kafka"), reg)
-	if err != nil {
-		return err
-	}
-	consumer, err := ingest.New(cfg.Ingest, conn, st, ingest.NewMetrics(reg), logger.With("component", "ingest"))
-	if err != nil {
-		return err
-	}
-	var relay *changelog.Relay
-	if cfg.Store.Changelog {
-		if relay, err = changelog.New(cfg.Changelog, conn, st, reg, logger.With("component", "changelog")); err != nil {
+	var (
+		conn     *kafka.Connector
+		consumer *ingest.Consumer
+		relay    *changelog.Relay
+		joined   func() bool // nil: the api role, in no group
+	)
+	if cfg.Role.ingests() {
+		if conn, err = kafka.New(cfg.Kafka, logger.With("component", "kafka"), reg); err != nil {
 			return err
 		}
+		if consumer, err = ingest.New(cfg.Ingest, conn, st, ingest.NewMetrics(reg), logger.With("component", "ingest")); err != nil {
+			return err
+		}
+		joined = consumer.Joined
+		if cfg.Store.Changelog {
+			if relay, err = changelog.New(cfg.Changelog, conn, st, reg, logger.With("component", "changelog")); err != nil {
+				return err
+			}
+		}
 	}
-	srv, err := api.New(cfg.API, st, consumer.Joined, reg, logger.With("component", "api"))
+	srv, err := api.New(cfg.API, st, joined, reg, logger.With("component", "api"))
 	if err != nil {
 		return err
+	}
+	if cfg.Role == RoleIngest {
+		srv.ServeProbesOnly()
 	}
 	// HTTP comes first, so that /health answers while PostgreSQL is still
 	// being waited for; reads answer 503 until the schema is migrated.
@@ -143,6 +173,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	})
 	g.Go(func() error {
 		defer close(ingestDone)
+		if consumer == nil { // the api role
+			if err := WaitForSchema(gctx, st, logger); err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			close(migrated)
+			return nil
+		}
 		if err := Migrate(gctx, st, logger); err != nil {
 			if gctx.Err() != nil {
 				return nil

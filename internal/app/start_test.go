@@ -22,9 +22,9 @@ import (
 
 // TestHTTPAnswersWhilePostgresIsDown: the API starts first. With no
 // PostgreSQL to migrate, /health answers 200 (a liveness probe must not
-// restart a pod that waits for its database), while reads and /ready
-// answer 503 problem documents that say it is starting; a stop ends it
-// cleanly.
+// restart a pod that waits for its database), while /ready answers a 503
+// problem that says PostgreSQL is unreachable and reads one that says the
+// schema is not migrated yet; a stop ends it cleanly.
 func TestHTTPAnswersWhilePostgresIsDown(t *testing.T) {
 	t.Parallel()
 	port, err := devenv.FreePort()
@@ -55,8 +55,8 @@ func TestHTTPAnswersWhilePostgresIsDown(t *testing.T) {
 		detail string
 	}{
 		{"/health", 200, ""},
-		{"/ready", 503, "starting"},
-		{"/users/Ripley", 503, "starting"},
+		{"/ready", 503, "postgres unreachable"},
+		{"/users/Ripley", 503, "migrating"},
 	} {
 		resp, err := http.Get(base + tc.path)
 		if err != nil {

@@ -82,13 +82,13 @@ func (c Config) Validate() error {
 	if c.DSN == "" {
 		return errors.New("postgres: a connection string is required")
 	}
-	if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
 	if c.ReadDSN != "" {
 		if _, err := pgxpool.ParseConfig(c.ReadDSN); err != nil {
 			return fmt.Errorf("postgres-read: %w", err)
 		}
+	}
+	if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
 	if !schemaRE.MatchString(c.Schema) {
 		return fmt.Errorf("schema %q: want a lower-case identifier matching %s", c.Schema, schemaRE)
