@@ -32,10 +32,11 @@ const (
 	RoleAPI Role = "api"
 )
 
-// Validate reports whether r is a role, naming the --role setting.
+// Validate reports whether r is a role, naming the --role setting. The
+// zero Role is RoleAll.
 func (r Role) Validate() error {
 	switch r {
-	case RoleAll, RoleIngest, RoleAPI:
+	case "", RoleAll, RoleIngest, RoleAPI:
 		return nil
 	}
 	return fmt.Errorf("role %q: want all, ingest or api", string(r))

@@ -94,9 +94,12 @@ func newRunCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Run the pipeline and the HTTP API against your Kafka and PostgreSQL",
 		Example: `  streamjoin run --brokers kafka1:9092,kafka2:9092 \
-    --postgres postgres://streamjoin@db:5432/app --http-addr :8080`,
+    --postgres postgres://streamjoin@db:5432/app --http-addr :8080
+  streamjoin run --role ingest --brokers kafka1:9092 --postgres postgres://streamjoin@db:5432/app
+  streamjoin run --role api --postgres-read postgres://reader@replica:5432/app`,
 	}
 	appFlags(cmd.Flags(), &cfg, ":8080")
+	runFlags(cmd.Flags(), &cfg)
 	withConfig(cmd, func() error { return cfg.Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		return app.Run(cmd.Context(), cfg, logger, nil)
 	})
@@ -104,12 +107,18 @@ func newRunCmd() *cobra.Command {
 }
 
 func newMigrateCmd() *cobra.Command {
-	var cfg store.Config
+	var (
+		cfg       store.Config
+		grantRead string
+	)
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the embedded schema migrations and exit",
+		Example: `  streamjoin migrate --postgres postgres://streamjoin@db:5432/app
+  streamjoin migrate --postgres postgres://streamjoin@db:5432/app --grant-read streamjoin_reader`,
 	}
 	storeFlags(cmd.Flags(), &cfg)
+	cmd.Flags().StringVar(&grantRead, "grant-read", "", "after migrating, grant this existing PostgreSQL role read-only access to what the API reads (for run --role api); run it again after each upgrade")
 	withConfig(cmd, func() error { return cfg.Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		st, err := store.Open(cmd.Context(), cfg, logger)
 		if err != nil {
@@ -121,6 +130,12 @@ func newMigrateCmd() *cobra.Command {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "schema %s: %d migration(s) applied\n", cfg.Schema, n)
+		if grantRead != "" {
+			if err := st.GrantRead(cmd.Context(), grantRead); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "schema %s: role %q may read what the API reads, and nothing else\n", cfg.Schema, grantRead)
+		}
 		return nil
 	})
 	return cmd

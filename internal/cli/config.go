@@ -252,6 +252,13 @@ func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 }
 
+// runFlags are run's own settings: which role the process plays and
+// where the API reads.
+func runFlags(fs *pflag.FlagSet, c *app.Config) {
+	fs.StringVar((*string)(&c.Role), "role", string(app.RoleAll), "what this process runs: all (the pipeline and the API), ingest (the pipeline; HTTP serves /health, /ready and /metrics only) or api (GET /users/… only: no Kafka, no migrations; waits for the schema)")
+	fs.StringVar(&c.Store.ReadDSN, "postgres-read", "", "PostgreSQL connection string the API reads through, e.g. a read replica (whose replay lag the reads then show); the api role connects only to it (default: --postgres)")
+}
+
 type logConfig struct {
 	level  string
 	format string
