@@ -32,7 +32,8 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 	b := &store.Batch{UserTopic: c.cfg.UserTopic, OrgTopic: c.cfg.OrgTopic}
 	var dead []*kgo.Record
 	last := make(map[store.TopicPartition]int64)
-	var redundant int // dead letters already in the DLQ
+	maxAt := make(map[store.TopicPartition]time.Time) // greatest event time of valid events
+	var redundant int                                 // dead letters already in the DLQ
 
 	c.mu.Lock()
 	owned := make(map[store.TopicPartition]partState, len(c.owned))
@@ -65,6 +66,9 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 				if err = event.CheckLogTime(r.Timestamp); err == nil {
 					u.LogTime = r.Timestamp
 					b.Users = append(b.Users, u)
+					if u.ReceivedAt.After(maxAt[tp]) {
+						maxAt[tp] = u.ReceivedAt
+					}
 				}
 			}
 		case c.cfg.OrgTopic:
@@ -73,6 +77,9 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 				if err = event.CheckLogTime(r.Timestamp); err == nil {
 					o.LogTime = r.Timestamp
 					b.Orgs = append(b.Orgs, o)
+					if o.CreatedAt.After(maxAt[tp]) {
+						maxAt[tp] = o.CreatedAt
+					}
 				}
 			}
 		}
@@ -97,8 +104,9 @@ func (c *Consumer) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 	for tp, off := range last {
 		st := owned[tp]
 		gens[tp] = st.gen
-		b.Offsets = append(b.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, Generation: st.gen, From: st.next, To: off + 1})
+		b.Offsets = append(b.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, Generation: st.gen, From: st.next, To: off + 1, MaxEventTime: maxAt[tp]})
 	}
+	c.markActive(gens, started)
 	if redundant > 0 {
 		c.log.Info("dead letters already produced before a restart were not produced again", "count", redundant)
 	}

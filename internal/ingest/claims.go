@@ -26,6 +26,10 @@ type partState struct {
 	// needs it. Dead letters at or below it are not produced again when a
 	// predecessor's batch is reprocessed.
 	dlqDone int64
+	// active is when the partition last had records, or was claimed;
+	// idle, whether this member has marked it idle since (watermarks.go).
+	active time.Time
+	idle   bool
 }
 
 // claim claims tps in PostgreSQL, retrying until ctx ends.
@@ -62,7 +66,7 @@ func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int
 	defer c.mu.Unlock()
 	for _, tp := range tps {
 		cl := claims[tp]
-		c.owned[tp] = partState{next: cl.Next, gen: cl.Generation, dlqDone: dlqUnread}
+		c.owned[tp] = partState{next: cl.Next, gen: cl.Generation, dlqDone: dlqUnread, active: time.Now()}
 		if cl.Next == nil {
 			offsets[tp.Topic][tp.Partition] = start
 		} else {
@@ -123,7 +127,7 @@ func (c *Consumer) reclaimPending(ctx context.Context, cl *kgo.Client) error {
 		if !c.assigned[tp] {
 			continue // revoked meanwhile
 		}
-		c.owned[tp] = partState{next: claim.Next, gen: claim.Generation, dlqDone: dlqUnread}
+		c.owned[tp] = partState{next: claim.Next, gen: claim.Generation, dlqDone: dlqUnread, active: time.Now()}
 		next := int64(0) // nothing committed: from the start (a reset if it is gone)
 		if claim.Next != nil {
 			next = *claim.Next

@@ -28,6 +28,9 @@ func (c *Consumer) groupOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(c.cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(c.cfg.UserTopic, c.cfg.OrgTopic),
+		// Producers may write the sources in Kafka transactions (streamjoin
+		// watch does): an aborted record must never be ingested.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Eager rebalances: every member gives up everything and gets its
 		// share back in one round. With the cooperative default, the chaos
 		// tests saw a member leave mid-rebalance and three partitions stay

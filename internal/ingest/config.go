@@ -72,22 +72,36 @@ type Config struct {
 	// longer is removed and its partitions move on (its late batch is then
 	// fenced). Default 60s.
 	RebalanceTimeout time.Duration
+	// MaxOutOfOrderness is how far, in event time, an event may be behind
+	// the greatest one of its partition: a partition's watermark is its
+	// greatest event time minus this. Default 5s.
+	MaxOutOfOrderness time.Duration
+	// IdleTimeout: a partition that is caught up and has had no records
+	// for this long stops holding its topic's watermark back, until it has
+	// records again. Default 30s.
+	IdleTimeout time.Duration
+	// WatermarkInterval is how often the watermarks are advanced and idle
+	// partitions marked. Default 1s.
+	WatermarkInterval time.Duration
 }
 
 // Defaults.
 const (
-	DefaultGroup            = "streamjoin"
-	DefaultUserTopic        = "user_events"
-	DefaultOrgTopic         = "org_events"
-	DefaultDLQSuffix        = ".dlq"
-	DefaultPartitions       = 6
-	DefaultMaxPollRecords   = 10000
-	DefaultWriters          = 2
-	DefaultFetchMaxBytes    = 8 << 20
-	DefaultRetryBackoffMax  = 10 * time.Second
-	DefaultShutdownTimeout  = 30 * time.Second
-	DefaultSessionTimeout   = 45 * time.Second
-	DefaultProgressInterval = 10 * time.Second
+	DefaultGroup             = "streamjoin"
+	DefaultUserTopic         = "user_events"
+	DefaultOrgTopic          = "org_events"
+	DefaultDLQSuffix         = ".dlq"
+	DefaultPartitions        = 6
+	DefaultMaxPollRecords    = 10000
+	DefaultWriters           = 2
+	DefaultFetchMaxBytes     = 8 << 20
+	DefaultRetryBackoffMax   = 10 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultSessionTimeout    = 45 * time.Second
+	DefaultProgressInterval  = 10 * time.Second
+	DefaultMaxOutOfOrderness = 5 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultWatermarkInterval = time.Second
 	// DefaultRebalanceTimeout is Kafka's own default.
 	DefaultRebalanceTimeout = 60 * time.Second
 )
@@ -141,6 +155,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = DefaultProgressInterval
+	}
+	if c.MaxOutOfOrderness == 0 {
+		c.MaxOutOfOrderness = DefaultMaxOutOfOrderness
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WatermarkInterval == 0 {
+		c.WatermarkInterval = DefaultWatermarkInterval
 	}
 	return c
 }
@@ -201,6 +224,15 @@ func (c Config) Validate() error {
 	}
 	if c.RebalanceTimeout < time.Second {
 		return fmt.Errorf("rebalance-timeout %s: must be at least 1s", c.RebalanceTimeout)
+	}
+	if c.MaxOutOfOrderness < 0 {
+		return fmt.Errorf("max-out-of-orderness %s: must not be negative", c.MaxOutOfOrderness)
+	}
+	if c.IdleTimeout < 100*time.Millisecond {
+		return fmt.Errorf("idle-timeout %s: must be at least 100ms", c.IdleTimeout)
+	}
+	if c.WatermarkInterval < 10*time.Millisecond || c.WatermarkInterval > c.IdleTimeout {
+		return fmt.Errorf("watermark-interval %s: must be between 10ms and idle-timeout %s", c.WatermarkInterval, c.IdleTimeout)
 	}
 	return nil
 }

@@ -20,6 +20,8 @@ type Writer interface {
 	LostPartitions(ctx context.Context, owned []store.OffsetAdvance) ([]store.TopicPartition, error)
 	WriteState(ctx context.Context, b *store.Batch) error
 	WriteLog(ctx context.Context, b *store.Batch) error
+	MarkIdle(ctx context.Context, marks []store.IdleMark) ([]store.TopicPartition, error)
+	AdvanceWatermarks(ctx context.Context, maxOutOfOrderness time.Duration) ([]store.Watermark, error)
 }
 
 // Consumer is the ingest pipeline: one consumer group member that polls both
@@ -148,6 +150,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	progDone := make(chan struct{})
 	go func() { defer close(progDone); c.reportProgress(progCtx, c.cfg.ProgressInterval) }()
 	defer func() { stopProgress(); <-progDone }()
+	wmCtx, stopWatermarks := context.WithCancel(ctx)
+	wmDone := make(chan struct{})
+	go func() { defer close(wmDone); c.runWatermarks(wmCtx) }()
+	defer func() { stopWatermarks(); <-wmDone }()
 	c.log.Info("consuming", "brokers", c.conn.Brokers(), "group", c.cfg.Group, "topics", []string{c.cfg.UserTopic, c.cfg.OrgTopic})
 
 	// Batches commit in the writers' lanes while the next ones are polled,

@@ -14,6 +14,12 @@ type Metrics struct {
 	batches      prometheus.Counter
 	batchSeconds prometheus.Histogram
 	writeErrors  *prometheus.CounterVec
+	// Watermarks (watermarks.go), by topic, once a topic has one.
+	eventTime     *prometheus.GaugeVec
+	watermark     *prometheus.GaugeVec
+	watermarkLag  *prometheus.GaugeVec
+	watermarkIdle *prometheus.GaugeVec
+	idleMarks     prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -40,9 +46,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "streamjoin_ingest_write_errors_total",
 			Help: "Failed batch writes and ownership checks, by class (conflict, unavailable, fenced, permanent, canceled), failed dead-letter produces (dead_letter_produce), and dead-letter produces refused because another producer took the partition's transactional id over (dead_letter_fenced).",
 		}, []string{"class"}),
+		eventTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamjoin_event_time_seconds",
+			Help: "Greatest event time committed from the topic (received_at, created_at), Unix seconds.",
+		}, []string{"topic"}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamjoin_watermark_seconds",
+			Help: "The topic's event-time watermark, Unix seconds: every event before it has arrived, within --max-out-of-orderness.",
+		}, []string{"topic"}),
+		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamjoin_watermark_lag_seconds",
+			Help: "Wall clock minus the topic's watermark.",
+		}, []string{"topic"}),
+		watermarkIdle: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamjoin_watermark_idle",
+			Help: "1 when every partition of the topic is idle (caught up, no records for --idle-timeout), else 0.",
+		}, []string{"topic"}),
+		idleMarks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamjoin_ingest_idle_marks_total",
+			Help: "Partitions this process marked idle.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.deadLetters, m.batches, m.batchSeconds, m.writeErrors)
+		reg.MustRegister(m.records, m.deadLetters, m.batches, m.batchSeconds, m.writeErrors,
+			m.eventTime, m.watermark, m.watermarkLag, m.watermarkIdle, m.idleMarks)
 	}
 	return m
 }

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/streamjoin/streamjoin/internal/event"
+import (
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/event"
+)
 
 // OffsetAdvance moves one partition's stored offset. Generation is the one
 // the writer claimed (ClaimOffsets); From is the offset the writer last saw
@@ -12,6 +16,10 @@ type OffsetAdvance struct {
 	Generation int64
 	From       *int64
 	To         int64
+	// MaxEventTime is the greatest event time of the batch's valid
+	// events of the partition (zero: none); the partition's checkpointed
+	// event time moves to it if it is greater.
+	MaxEventTime time.Time
 }
 
 // Batch is what one transaction writes: every valid record for the raw logs,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
 // BenchmarkWriteBatch measures the exactly-once write path: one transaction
@@ -37,4 +38,42 @@ func BenchmarkWriteBatch(b *testing.B) {
 		next = &to
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkWriteStateChangelog is the cost of the changelog in the state
+// transaction: 5,000 user updates and 100 organization changes per write,
+// with the changelog off and on (outbox rows, commit numbers, the lock).
+// The outbox is emptied between writes, as the relay would.
+func BenchmarkWriteStateChangelog(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
+			st := setup(b)
+			if on {
+				st = changelogStore(b)
+			}
+			ctx := context.Background()
+			conn := testenv.Conn(b)
+			const n = 5000
+			off := int64(0)
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := conn.Exec(ctx, "DELETE FROM "+st.Schema()+".changelog_outbox; DELETE FROM "+st.Schema()+".changelog_commits"); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				bt := &store.Batch{Users: make([]event.User, n)}
+				for i := range bt.Users {
+					bt.Users[i] = user(fmt.Sprintf("user-%d", (off+int64(i))%100000), event.UserUpdated, "name", fmt.Sprint("org-", (off+int64(i))%10000), t0.Add(time.Duration(off+int64(i))*time.Microsecond), 0, off+int64(i))
+				}
+				for i := range 100 {
+					bt.Orgs = append(bt.Orgs, org(fmt.Sprint("org-", (off+int64(i)*97)%10000), fmt.Sprint("tier-", off%3), t0.Add(time.Duration(off+int64(i))*time.Microsecond), 1, off+int64(i)))
+				}
+				if err := st.WriteState(ctx, bt); err != nil {
+					b.Fatal(err)
+				}
+				off += n
+			}
+			b.ReportMetric(float64(5100*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }

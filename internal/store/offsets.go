@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -78,10 +79,14 @@ func AdvanceOffsetsTx(ctx context.Context, tx pgx.Tx, adv []OffsetAdvance) error
 	gens := make([]int64, len(adv))
 	froms := make([]*int64, len(adv))
 	tos := make([]int64, len(adv))
+	times := make([]*time.Time, len(adv))
 	for i, a := range adv {
 		topics[i], parts[i], gens[i], froms[i], tos[i] = a.Topic, a.Partition, a.Generation, a.From, a.To
+		if !a.MaxEventTime.IsZero() {
+			times[i] = &adv[i].MaxEventTime
+		}
 	}
-	rows, err := tx.Query(ctx, sqlAdvance, topics, parts, gens, froms, tos)
+	rows, err := tx.Query(ctx, sqlAdvance, topics, parts, gens, froms, tos, times)
 	if err != nil {
 		return fmt.Errorf("advancing offsets: %w", err)
 	}
