@@ -39,6 +39,9 @@ type Config struct {
 	// changelog off. Its SourceTopic, CreateTopic and ReplicationFactor
 	// come from Ingest.
 	Changelog changelog.Config
+	// RawLogs configures the raw logs' daily partitions and retention
+	// (roles that ingest maintain them).
+	RawLogs store.RawLogConfig
 	// DebugAddr, if set, serves Go's profiler (/debug/pprof/) there.
 	DebugAddr string
 }
@@ -80,7 +83,7 @@ func (c Config) Validate() error {
 		}
 		return errors.Join(sc.Validate(), c.API.Validate())
 	}
-	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate())
+	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate(), c.RawLogs.WithDefaults().Validate())
 	if err == nil && c.Store.Changelog {
 		err = c.Changelog.Validate()
 	}
@@ -158,7 +161,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	g, gctx := errgroup.WithContext(ctx)
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
-	ingestDone, relayDone := make(chan struct{}), make(chan struct{})
+	ingestDone, relayDone, maintDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	g.Go(func() error {
+		defer close(maintDone)
+		if consumer == nil {
+			return nil
+		}
+		select {
+		case <-migrated:
+		case <-gctx.Done():
+			return nil
+		}
+		return st.RunRawLogMaintenance(gctx, cfg.RawLogs, logger.With("component", "rawlogs"))
+	})
 	g.Go(func() error {
 		defer close(relayDone)
 		if relay == nil {
@@ -210,6 +225,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 		srv.Stopping()
 		<-ingestDone
 		<-relayDone
+		<-maintDone
 		st.Close()
 		storeClosed = true
 		logger.Info("postgres pool closed")

@@ -173,6 +173,25 @@ func TestRunOverSASLAndTLS(t *testing.T) {
 		}
 	}()
 
+	// Produce once the process is ready: it has created the topics, which a
+	// producer auto-creating them at the same moment can race.
+	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", httpPort)
+	for {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("streamjoin run exited before it was ready: %v\n%s", err, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("streamjoin run was not ready within the deadline:\n%s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
 	conn, err := kafka.New(kafka.Config{
 		Brokers: []string{addr},
 		SASL:    kafka.SASLConfig{Mechanism: kafka.SASLScramSHA512, Username: "streamjoin", Password: kafkaSecret},
