@@ -167,6 +167,9 @@ func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", d.SessionTimeout, "how long the group waits for a silent member before reassigning its partitions")
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", d.ProgressInterval, "how often to log a progress line while records are committed (none while idle)")
 	fs.DurationVar(&c.RebalanceTimeout, "rebalance-timeout", d.RebalanceTimeout, "how long a rebalance waits for each member to finish its batch and rejoin")
+	fs.DurationVar(&c.MaxOutOfOrderness, "max-out-of-orderness", d.MaxOutOfOrderness, "how far, in event time, an event may be behind the newest of its partition: a partition's watermark is its newest event time minus this")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "a partition caught up with no records for this long stops holding its topic's watermark back")
+	fs.DurationVar(&c.WatermarkInterval, "watermark-interval", d.WatermarkInterval, "how often watermarks are advanced and idle partitions marked")
 }
 
 func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
@@ -249,6 +252,7 @@ func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
 	ingestFlags(fs, &c.Ingest)
 	apiFlags(fs, &c.API, defaultAddr)
 	changelogFlags(fs, &c.Changelog)
+	rawLogFlags(fs, &c.RawLogs)
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 }
 
