@@ -1,16 +1,18 @@
-// Package api serves the joined state over HTTP: GET /users/{name},
-// /health, /ready and /metrics. Errors are RFC 9457 problem details
-// (application/problem+json), mapped from Go errors in one place
-// (httpStatus): a database outage is a 503, a bug (an unknown error, a
-// panic in a handler or in a lookup) is a logged 500.
+// Package api serves the joined state over HTTP: GET /users/{name}, the
+// browsing routes (GET /users?name=…|organization=…, /users/by-id/{id},
+// its /history, /organizations, /organizations/{name}), /openapi.json and
+// /docs, /health, /ready and /metrics. openapi.json describes every route
+// (routes.go lists them; TestSpecMatchesRoutes holds the two together).
+// Errors are RFC 9457 problem details (application/problem+json), mapped
+// from Go errors in one place (httpStatus): a database outage is a 503, a
+// bug (an unknown error, a panic in a handler or in a lookup) is a logged
+// 500.
 //
 // Some malformed requests never reach the handler: net/http answers them
-// itself, in text/plain, and offers no hook to change that. Measured with
-// Go 1.26 (TestWhatNetHTTPAnswersItself): a request line whose URI does not
-// parse (GET /users/%, a raw space, a bad escape) is a 400, and a request
-// line or headers over MaxHeaderBytes (64 KiB; a 100 KB path) is a 431.
-// Anything that reaches the handler, including a name far over
-// MaxNameBytes, gets a problem document.
+// itself, in text/plain (a URI that does not parse, such as GET /users/%,
+// is a 400; a request line or headers over MaxHeaderBytes, 64 KiB, such as
+// a 100 KB path, is a 431). Run's listener rewrites those answers into
+// problem documents on the wire (rawerrors.go; TestWhatNetHTTPAnswersItself).
 package api
 
 import (
@@ -23,7 +25,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/streamjoin/streamjoin/internal/store"
 )
@@ -59,6 +60,9 @@ type Config struct {
 	// queueing included; past it the API answers 503. app sets it to the
 	// store's query timeout (--query-timeout). Default 2s.
 	LookupTimeout time.Duration
+	// MaxBatchNames is the most names one GET /users?name=… may ask for;
+	// more is a 400. Default 100.
+	MaxBatchNames int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -92,6 +96,9 @@ func (c Config) WithDefaults() Config {
 	if c.LookupBatch == 0 {
 		c.LookupBatch = 64
 	}
+	if c.MaxBatchNames == 0 {
+		c.MaxBatchNames = 100
+	}
 	return c
 }
 
@@ -114,6 +121,7 @@ func (c Config) Validate() error {
 	}{
 		{"max-name-bytes", c.MaxNameBytes}, {"max-results", c.MaxResults}, {"max-in-flight", c.MaxInFlight},
 		{"api-lookup-slots", c.LookupSlots}, {"api-lookup-batch", c.LookupBatch},
+		{"max-batch-names", c.MaxBatchNames},
 	} {
 		if v.n < 1 {
 			return fmt.Errorf("%s %d: must be at least 1", v.name, v.n)
@@ -142,6 +150,7 @@ type Server struct {
 	log      *slog.Logger
 	inFlight chan struct{}
 	lookups  *coalescer
+	browse   Browser // nil: the browsing routes answer 501
 	ln       net.Listener
 	stopping chan struct{}
 	started  <-chan struct{} // closed once the data can be read; nil: from the start
@@ -159,8 +168,9 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 	if joined == nil {
 		joined = func() bool { return true }
 	}
+	browse, _ := users.(Browser)
 	return &Server{
-		cfg: cfg, users: users, joined: joined, gatherer: gatherer, log: logger,
+		cfg: cfg, users: users, browse: browse, joined: joined, gatherer: gatherer, log: logger,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
 		lookups:  newCoalescer(users, cfg.MaxResults, cfg.LookupSlots, cfg.LookupBatch, cfg.MaxInFlight, cfg.LookupTimeout),
 		stopping: make(chan struct{}),
@@ -170,13 +180,10 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 // Handler returns the API's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	if !s.probes {
-		mux.HandleFunc("/users/{name}", s.getUsers)
-	}
-	mux.HandleFunc("/health", s.health)
-	mux.HandleFunc("/ready", s.ready)
-	if s.gatherer != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	for _, rt := range s.routes() {
+		if rt.handler != nil && !(rt.data && s.probes) {
+			mux.Handle(rt.pattern, rt.handler)
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &problem{status: http.StatusNotFound, detail: "no such resource: " + r.URL.Path})
@@ -213,7 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	go func() { errc <- srv.Serve(problemListener{s.ln}) }()
 	s.log.Info("http api listening", "addr", s.ln.Addr().String())
 	select {
 	case err := <-errc:

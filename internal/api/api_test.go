@@ -85,18 +85,15 @@ func setupWith(t *testing.T, opts setupOpts) *httptest.Server {
 	return ts
 }
 
+// get requests url and checks the answer against openapi.json.
 func get(t *testing.T, url string) (int, string, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+	code, h, body := doChecked(t, req)
+	return code, h.Get("Content-Type"), string(body)
 }
 
 func TestGetUsers(t *testing.T) {
@@ -150,14 +147,10 @@ func TestGetUsers(t *testing.T) {
 	}
 }
 
-// checkProblem requests url and checks that the answer is a problem
-// document with wantStatus, and, for a 503, a Retry-After.
-func checkProblem(t *testing.T, method, url string, wantStatus int) {
+// doResp sends req, checks the answer against openapi.json and returns it
+// with its body read.
+func doResp(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +160,19 @@ func checkProblem(t *testing.T, method, url string, wantStatus int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api.CheckAgainstSpec(t, req, resp.StatusCode, resp.Header, body)
+	return resp, body
+}
+
+// checkProblem requests url and checks that the answer is a problem
+// document with wantStatus, and, for a 503, a Retry-After.
+func checkProblem(t *testing.T, method, url string, wantStatus int) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := doResp(t, req)
 	if wantStatus == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
 		t.Errorf("%s %s: 503 without Retry-After", method, url)
 	}
@@ -195,7 +201,8 @@ func TestErrorsAreProblems(t *testing.T) {
 	checkProblem(t, "GET", ts.URL+"/users/%FF", http.StatusBadRequest)
 	checkProblem(t, "GET", ts.URL+"/users/a%00b", http.StatusBadRequest)
 	checkProblem(t, "GET", ts.URL+"/nope", http.StatusNotFound)
-	checkProblem(t, "GET", ts.URL+"/users", http.StatusNotFound)
+	checkProblem(t, "GET", ts.URL+"/users", http.StatusBadRequest)
+	checkProblem(t, "GET", ts.URL+"/users/", http.StatusNotFound)
 	checkProblem(t, "POST", ts.URL+"/users/Snake", http.StatusMethodNotAllowed)
 	// 256 bytes is still fine.
 	if code, _, body := get(t, ts.URL+"/users/"+strings.Repeat("x", 256)); code != http.StatusOK {
@@ -245,6 +252,7 @@ func TestConfigValidate(t *testing.T) {
 		{api.Config{Addr: "nope"}, "http-addr"},
 		{api.Config{MaxNameBytes: -1}, "max-name-bytes"},
 		{api.Config{ReadTimeout: -time.Second}, "http-read-timeout"},
+		{api.Config{MaxBatchNames: -1}, "max-batch-names"},
 	} {
 		_, err := api.New(tt.cfg, nil, nil, nil, testenv.Logger(t))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/streamjoin/streamjoin/internal/store"
 )
@@ -83,8 +84,26 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 		Title:    http.StatusText(status),
 		Status:   status,
 		Detail:   detail,
-		Instance: r.URL.EscapedPath(),
+		Instance: truncateInstance(r.URL.EscapedPath()),
 	})
+}
+
+// maxInstanceBytes bounds a problem's instance: a 60 KB path is not echoed
+// back whole.
+const maxInstanceBytes = 256
+
+// truncateInstance cuts an escaped path to maxInstanceBytes, before any
+// %XX escape the cut would split, so that what is left is still a valid
+// URI reference.
+func truncateInstance(p string) string {
+	if len(p) <= maxInstanceBytes {
+		return p
+	}
+	p = p[:maxInstanceBytes]
+	if i := strings.LastIndexByte(p, '%'); i >= 0 && i > len(p)-3 {
+		p = p[:i]
+	}
+	return p
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -185,6 +185,7 @@ func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", d.MaxInFlight, "most concurrent HTTP requests; past it the API answers 503")
 	fs.IntVar(&c.LookupSlots, "api-lookup-slots", d.LookupSlots, "most user queries the API runs at once; lookups arriving while all are busy share the next query")
 	fs.IntVar(&c.LookupBatch, "api-lookup-batch", d.LookupBatch, "most names one API query looks up (1: no merging)")
+	fs.IntVar(&c.MaxBatchNames, "max-batch-names", d.MaxBatchNames, "most names one GET /users?name=…&name=… may ask for; more is a 400")
 }
 
 // kafkaFlags are the connection settings every Kafka client shares: the
