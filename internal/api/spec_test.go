@@ -65,7 +65,7 @@ func CheckAgainstSpec(t testing.TB, req *http.Request, status int, header http.H
 	route, params, err := router.FindRoute(find)
 	if err != nil {
 		if status < 400 {
-			t.Errorf("%s %s: %d, but the spec documents no such operation (%v)", req.Method, req.URL, status, err)
+			t.Errorf("%s %.200s: %d, but the spec documents no such operation (%v)", req.Method, req.URL, status, err)
 			return
 		}
 		checkProblemBody(t, doc, req, header, body)
@@ -73,7 +73,7 @@ func CheckAgainstSpec(t testing.TB, req *http.Request, status int, header http.H
 	}
 	if head {
 		if len(body) != 0 {
-			t.Errorf("HEAD %s: a body of %d bytes", req.URL, len(body))
+			t.Errorf("HEAD %.200s: a body of %d bytes", req.URL, len(body))
 		}
 		return
 	}
@@ -85,7 +85,7 @@ func CheckAgainstSpec(t testing.TB, req *http.Request, status int, header http.H
 	}
 	in.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Errorf("%s %s: the %d answer breaks openapi.json: %v\nbody: %.300s", req.Method, req.URL, status, err, body)
+		t.Errorf("%s %.200s: the %d answer breaks openapi.json: %.500v\nbody: %.300s", req.Method, req.URL, status, err, body)
 	}
 }
 
@@ -94,16 +94,16 @@ func CheckAgainstSpec(t testing.TB, req *http.Request, status int, header http.H
 func checkProblemBody(t testing.TB, doc *openapi3.T, req *http.Request, header http.Header, body []byte) {
 	t.Helper()
 	if ct := header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Errorf("%s %s: content type %q, want application/problem+json", req.Method, req.URL, ct)
+		t.Errorf("%s %.200s: content type %q, want application/problem+json", req.Method, req.URL, ct)
 		return
 	}
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
-		t.Errorf("%s %s: problem is not JSON: %v: %.300s", req.Method, req.URL, err, body)
+		t.Errorf("%s %.200s: problem is not JSON: %v: %.300s", req.Method, req.URL, err, body)
 		return
 	}
 	if err := doc.Components.Schemas["Problem"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
-		t.Errorf("%s %s: not a Problem: %v: %.300s", req.Method, req.URL, err, body)
+		t.Errorf("%s %.200s: not a Problem: %.500v: %.300s", req.Method, req.URL, err, body)
 	}
 }
 

@@ -95,7 +95,11 @@ func TestPageCostDoesNotGrowWithDepth(t *testing.T) {
 		if deep > first+first/5+4 {
 			t.Errorf("page after %s touched %d buffers, the first page %d: a page's cost grows with its depth", after, deep, first)
 		}
-		t.Logf("page after %s: %d buffers (first page: %d), indexes %q", after, deep, first, indexName.FindAllStringSubmatch(plan, -1))
+		var indexes []string
+		for _, m := range indexName.FindAllStringSubmatch(plan, -1) {
+			indexes = append(indexes, m[1])
+		}
+		t.Logf("page after %s: %d buffers (first page: %d), through %v", after, deep, first, indexes)
 	}
 }
 
