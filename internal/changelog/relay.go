@@ -145,6 +145,21 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 	r.metrics.leader.Set(1)
 	defer r.metrics.leader.Set(0)
 	p := newProgress(r.log)
+	// Produced rows are deleted in one statement per deleteEvery or four
+	// pages (or once the outbox is empty), not after every page: fewer
+	// transactions, each with its own WAL flush, for the same rows, and
+	// still a bounded number of rows per statement.
+	deleted, lastDelete, undeleted := pos, time.Now(), 0
+	flush := func() error {
+		if deleted == pos {
+			return nil
+		}
+		if err := ob.Delete(ctx, pos); err != nil {
+			return err
+		}
+		deleted, lastDelete, undeleted = pos, time.Now(), 0
+		return nil
+	}
 	for {
 		rows, err := ob.Next(ctx, pos, r.cfg.PageRows)
 		if err != nil {
@@ -152,6 +167,9 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 		}
 		if len(rows) == 0 {
 			p.idle()
+			if err := flush(); err != nil {
+				return err
+			}
 			if err := ob.Wait(ctx, r.cfg.PollInterval); err != nil {
 				return err
 			}
@@ -163,11 +181,16 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 		pos = rows[len(rows)-1].Pos
 		r.metrics.observe(rows, time.Now())
 		p.add(len(rows), pos)
-		if err := ob.Delete(ctx, pos); err != nil {
-			return err
+		if undeleted += len(rows); undeleted >= 4*r.cfg.PageRows || time.Since(lastDelete) >= deleteEvery {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
 }
+
+// deleteEvery is how often a busy relay deletes what it has produced.
+const deleteEvery = 500 * time.Millisecond
 
 // produce produces rows in one Kafka transaction and commits it. On any
 // failure it aborts what it can and returns the error; the caller gives up

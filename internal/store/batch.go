@@ -70,22 +70,25 @@ func (b *Batch) Split(n int) []*Batch {
 	return out
 }
 
-// SplitByKey divides b's events into n batches by key (user id, organization
-// name), for state writers that must never touch the same row: batch i
-// holds the keys of shard i, the same shard in every call, and may be
-// empty. The batches carry no offsets (state alone is idempotent; see
+// SplitByKey divides b's events into n batches by key, for state writers
+// that must never touch the same row: batch i holds the users of shard i
+// (by id, the same shard in every call), batch 0 also every organization,
+// and any may be empty. The batches carry no offsets (state alone is idempotent; see
 // WriteState) and share no slices with b.
 func (b *Batch) SplitByKey(n int) []*Batch {
 	n = max(n, 1)
-	subs := b.shards(n, func(u *event.User) int { return keyShard(u.ID, n) }, func(o *event.Org) int { return keyShard(o.Name, n) })
+	subs := b.shards(n, func(u *event.User) int { return keyShard(u.ID, n) }, func(*event.Org) int { return 0 })
 	for _, u := range b.Users {
 		s := subs[keyShard(u.ID, n)]
 		s.Users = append(s.Users, u)
 	}
-	for _, o := range b.Orgs {
-		s := subs[keyShard(o.Name, n)]
-		s.Orgs = append(s.Orgs, o)
-	}
+	// Every organization goes to shard 0: with the changelog on, a tier
+	// change holds the changelog lock exclusively, and one organizations
+	// transaction per batch takes it once rather than once per writer.
+	// Organizations are a small part of a stream, and the upsert does not
+	// care where a key goes, only that no two shards hold the same one.
+	s := subs[0]
+	s.Orgs = append(s.Orgs, b.Orgs...)
 	return subs
 }
 

@@ -8,7 +8,9 @@ SELECT 1 FROM organizations
 WHERE organization_name IN (SELECT organization_name FROM stage_orgs)
 ORDER BY organization_name
 FOR UPDATE;
--- 2. The upsert (upsert_orgs.sql) goes between "up AS (" and ")".
+-- 2. The upsert (upsert_orgs.sql) goes between "up AS (" and ")". The
+--    organizations whose tier changed are kept, as a JSON array, in a
+--    transaction-local setting: no temporary table to truncate at commit.
 WITH old AS (
     SELECT organization_name, organization_tier FROM organizations
     WHERE organization_name IN (SELECT organization_name FROM stage_orgs)
@@ -16,22 +18,21 @@ WITH old AS (
     %s
     RETURNING o.organization_name, o.organization_tier
 )
-INSERT INTO changed_orgs (organization_name)
-SELECT up.organization_name
+SELECT set_config('streamjoin.changed_orgs', coalesce(json_agg(up.organization_name)::text, '[]'), true)
 FROM up LEFT JOIN old USING (organization_name)
 WHERE up.organization_tier IS DISTINCT FROM old.organization_tier;
 -- 3. A tier change is exclusive with every user step (which holds the
 --    shared lock while it reads tiers), so the fan-out below sees every
 --    user write that read the old tier, and none reads it after.
 SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))
-WHERE EXISTS (SELECT 1 FROM changed_orgs);
+WHERE current_setting('streamjoin.changed_orgs') <> '[]';
 -- 4. The fan-out, in one statement: no row passes through streamjoin.
 INSERT INTO changelog_outbox (
     id, deleted, username, user_email, user_type,
     organization_name, organization_tier, received_at)
 SELECT u.id, false, u.username, u.user_email, u.user_type,
        u.organization_name, o.organization_tier, u.received_at
-FROM changed_orgs c
+FROM json_array_elements_text(current_setting('streamjoin.changed_orgs')::json) AS c(organization_name)
 JOIN organizations o ON o.organization_name = c.organization_name
 JOIN users u ON u.organization_name = c.organization_name
 WHERE NOT u.deleted

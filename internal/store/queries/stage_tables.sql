@@ -19,7 +19,3 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orgs (
     source_partition  integer,
     source_offset     bigint
 ) ON COMMIT DELETE ROWS;
--- The organizations whose tier an upsert changed (the changelog's fan-out).
-CREATE TEMP TABLE IF NOT EXISTS changed_orgs (
-    organization_name text
-) ON COMMIT DELETE ROWS;
