@@ -34,7 +34,8 @@ type Config struct {
 	// ReplicationFactor of a created topic; -1 uses the broker default.
 	ReplicationFactor int16
 	// PageRows bounds the rows of one Kafka transaction, and so the relay's
-	// memory. Default 5000.
+	// memory, in whole outbox chunks (store.OutboxChunk profiles each; at
+	// least one). Default 5000.
 	PageRows int
 	// PollInterval is how long the relay waits for a commit notification
 	// before it looks at the outbox anyway. Default 1s.

@@ -14,8 +14,9 @@ import (
 
 // Record headers.
 const (
-	// HeaderPosition is the outbox position of the record, "commit/row":
-	// the relay resumes after the highest one in the topic.
+	// HeaderPosition is the outbox position of the record,
+	// "commit/chunk/index": the relay resumes after the chunk of the
+	// highest one in the topic.
 	HeaderPosition = "streamjoin.position"
 	// HeaderCommittedAt is when the state transaction that changed the
 	// profile committed (RFC 3339), for latency.
@@ -28,7 +29,7 @@ func record(row *store.OutboxRow) (*kgo.Record, error) {
 	rec := &kgo.Record{
 		Key: []byte(row.Profile.ID),
 		Headers: []kgo.RecordHeader{
-			{Key: HeaderPosition, Value: []byte(fmt.Sprintf("%d/%d", row.Pos.Commit, row.Pos.Seq))},
+			{Key: HeaderPosition, Value: []byte(fmt.Sprintf("%d/%d/%d", row.Pos.Commit, row.Pos.Seq, row.Pos.Index))},
 			{Key: HeaderCommittedAt, Value: row.CommittedAt.UTC().AppendFormat(nil, time.RFC3339Nano)},
 		},
 	}
@@ -48,13 +49,17 @@ func PositionOf(r *kgo.Record) (store.OutboxPosition, bool) {
 		if h.Key != HeaderPosition {
 			continue
 		}
-		c, s, ok := strings.Cut(string(h.Value), "/")
-		commit, err1 := strconv.ParseInt(c, 10, 64)
-		seq, err2 := strconv.ParseInt(s, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
+		parts := strings.Split(string(h.Value), "/")
+		if len(parts) != 3 {
 			return store.OutboxPosition{}, false
 		}
-		return store.OutboxPosition{Commit: commit, Seq: seq}, true
+		commit, err1 := strconv.ParseInt(parts[0], 10, 64)
+		seq, err2 := strconv.ParseInt(parts[1], 10, 64)
+		index, err3 := strconv.Atoi(parts[2])
+		if err1 != nil || err2 != nil || err3 != nil {
+			return store.OutboxPosition{}, false
+		}
+		return store.OutboxPosition{Commit: commit, Seq: seq, Index: index}, true
 	}
 	return store.OutboxPosition{}, false
 }

@@ -161,7 +161,7 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 		return nil
 	}
 	for {
-		rows, err := ob.Next(ctx, pos, r.cfg.PageRows)
+		rows, err := ob.Next(ctx, pos, max(1, r.cfg.PageRows/store.OutboxChunk))
 		if err != nil {
 			return err
 		}
@@ -181,7 +181,7 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 		pos = rows[len(rows)-1].Pos
 		r.metrics.observe(rows, time.Now())
 		p.add(len(rows), pos)
-		if undeleted += len(rows); undeleted >= 4*r.cfg.PageRows || time.Since(lastDelete) >= deleteEvery {
+		if undeleted += len(rows); undeleted >= 4*max(r.cfg.PageRows, store.OutboxChunk) || time.Since(lastDelete) >= deleteEvery {
 			if err := flush(); err != nil {
 				return err
 			}

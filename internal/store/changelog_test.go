@@ -37,9 +37,11 @@ func outbox(t *testing.T, st *store.Store) []string {
 	s := st.Schema()
 	conn := testenv.Conn(t)
 	rows, err := conn.Query(ctx, `
-		SELECT o.id, o.deleted, coalesce(o.username, '-'), coalesce(o.organization_name, '-'), coalesce(o.organization_tier, '-')
-		FROM `+s+`.changelog_commits c JOIN `+s+`.changelog_outbox o ON o.xid = c.xid
-		ORDER BY c.n, o.seq`)
+		SELECT p->>0, (p->>1)::boolean, coalesce(p->>2, '-'), coalesce(p->>5, '-'), coalesce(p->>6, '-')
+		FROM `+s+`.changelog_commits c
+		JOIN `+s+`.changelog_outbox o ON o.xid = c.xid
+		CROSS JOIN LATERAL json_array_elements(o.payload) WITH ORDINALITY AS e(p, i)
+		ORDER BY c.n, o.seq, e.i`)
 	if err != nil {
 		t.Fatal(err)
 	}

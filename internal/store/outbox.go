@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,16 +16,27 @@ var (
 	sqlOutboxDelete = query("outbox_delete")
 )
 
-// OutboxPosition is a place in the changelog outbox: a commit number and a
-// row of that commit. The zero value is before the first row.
+// OutboxChunk is the most profiles one outbox row (a chunk) holds.
+const OutboxChunk = 1000
+
+// OutboxPosition is a place in the changelog outbox: a commit number, a
+// chunk of that commit, and a profile of that chunk. The zero value is
+// before the first profile.
 type OutboxPosition struct {
 	Commit int64
-	Seq    int64
+	Seq    int64 // the chunk, ordered within its commit
+	Index  int   // the profile within its chunk
 }
 
 // Less reports whether p is before q.
 func (p OutboxPosition) Less(q OutboxPosition) bool {
-	return p.Commit < q.Commit || (p.Commit == q.Commit && p.Seq < q.Seq)
+	if p.Commit != q.Commit {
+		return p.Commit < q.Commit
+	}
+	if p.Seq != q.Seq {
+		return p.Seq < q.Seq
+	}
+	return p.Index < q.Index
 }
 
 // OutboxRow is one emitted profile change. Deleted means a tombstone: only
@@ -84,37 +96,77 @@ func (s *Store) LeadChangelog(ctx context.Context, idleTimeout time.Duration) (*
 	return &Outbox{conn: conn, channel: channel}, nil
 }
 
-// Next returns up to limit rows after pos, in relay order (commit number,
-// then row). It reads at most limit rows of any one commit, so a large
-// fan-out is read a page at a time.
-func (o *Outbox) Next(ctx context.Context, pos OutboxPosition, limit int) ([]OutboxRow, error) {
-	rows, err := o.conn.Query(ctx, sqlOutboxNext, pos.Commit, pos.Seq, limit)
+// Next returns the profiles of up to chunks outbox chunks after pos's
+// chunk (pos.Index is not looked at: chunks are produced whole), in relay
+// order (commit number, chunk, profile). It reads at most that many chunks
+// of any one commit, so a large fan-out is read a page at a time.
+func (o *Outbox) Next(ctx context.Context, pos OutboxPosition, chunks int) ([]OutboxRow, error) {
+	rows, err := o.conn.Query(ctx, sqlOutboxNext, pos.Commit, pos.Seq, chunks)
 	if err != nil {
 		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxRow, error) {
-		var r OutboxRow
-		var name *string
-		var at *time.Time
-		err := row.Scan(&r.Pos.Commit, &r.Pos.Seq, &r.CommittedAt, &r.Profile.ID, &r.Deleted,
-			&name, &r.Profile.UserEmail, &r.Profile.UserType, &r.Profile.OrganizationName,
-			&r.Profile.OrganizationTier, &at)
-		if name != nil {
-			r.Profile.Username = *name
+	defer rows.Close()
+	var out []OutboxRow
+	for rows.Next() {
+		var at OutboxPosition
+		var committed time.Time
+		var payload []byte
+		if err := rows.Scan(&at.Commit, &at.Seq, &committed, &payload); err != nil {
+			return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 		}
-		if at != nil {
-			r.Profile.ReceivedAt = at.UTC()
+		var profiles []outboxProfile
+		if err := json.Unmarshal(payload, &profiles); err != nil {
+			return nil, fmt.Errorf("decoding outbox chunk %d/%d: %w", at.Commit, at.Seq, err)
 		}
-		return r, err
-	})
-	if err != nil {
+		for i := range profiles {
+			at.Index = i
+			p, err := profiles[i].profile()
+			if err != nil {
+				return nil, fmt.Errorf("decoding outbox chunk %d/%d: %w", at.Commit, at.Seq, err)
+			}
+			out = append(out, OutboxRow{Pos: at, CommittedAt: committed, Deleted: profiles[i].Deleted, Profile: p})
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 	}
 	return out, nil
 }
 
-// Delete deletes the rows up to and including pos, which the relay has
-// produced, and the commits it has finished.
+// outboxProfile is one element of an outbox chunk's payload, an array
+// (changelog_users.sql, changelog_orgs.sql).
+type outboxProfile struct {
+	ID                                             string
+	Deleted                                        bool
+	Username                                       *string
+	UserEmail, UserType, OrgName, OrgTier, Receive *string
+}
+
+// UnmarshalJSON reads [id, deleted, username, user_email, user_type,
+// organization_name, organization_tier, received_at].
+func (p *outboxProfile) UnmarshalJSON(b []byte) error {
+	// A fixed-size array keeps the pointers: Unmarshal decodes each
+	// element into what its interface points at.
+	return json.Unmarshal(b, &[8]any{&p.ID, &p.Deleted, &p.Username, &p.UserEmail, &p.UserType, &p.OrgName, &p.OrgTier, &p.Receive})
+}
+
+func (p *outboxProfile) profile() (Profile, error) {
+	pr := Profile{ID: p.ID, UserEmail: p.UserEmail, UserType: p.UserType, OrganizationName: p.OrgName, OrganizationTier: p.OrgTier}
+	if p.Username != nil {
+		pr.Username = *p.Username
+	}
+	if p.Receive != nil {
+		t, err := time.Parse(time.RFC3339Nano, *p.Receive)
+		if err != nil {
+			return pr, fmt.Errorf("user %q: received_at: %w", p.ID, err)
+		}
+		pr.ReceivedAt = t.UTC()
+	}
+	return pr, nil
+}
+
+// Delete deletes the chunks up to and including pos's, which the relay
+// has produced, and the commits it has finished.
 func (o *Outbox) Delete(ctx context.Context, pos OutboxPosition) error {
 	if _, err := o.conn.Exec(ctx, sqlOutboxDelete, pos.Commit, pos.Seq); err != nil {
 		return fmt.Errorf("deleting relayed outbox rows: %w", err)

@@ -26,14 +26,20 @@ WHERE up.organization_tier IS DISTINCT FROM old.organization_tier;
 --    user write that read the old tier, and none reads it after.
 SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))
 WHERE current_setting('streamjoin.changed_orgs') <> '[]';
--- 4. The fan-out, in one statement: no row passes through streamjoin.
-INSERT INTO changelog_outbox (
-    id, deleted, username, user_email, user_type,
-    organization_name, organization_tier, received_at)
-SELECT u.id, false, u.username, u.user_email, u.user_type,
-       u.organization_name, o.organization_tier, u.received_at
-FROM json_array_elements_text(current_setting('streamjoin.changed_orgs')::json) AS c(organization_name)
-JOIN organizations o ON o.organization_name = c.organization_name
-JOIN users u ON u.organization_name = c.organization_name
-WHERE NOT u.deleted
-ORDER BY u.id
+-- 4. The fan-out, in one statement: no row passes through streamjoin. In
+--    chunks of 1,000 profiles, in id order.
+WITH fan AS (
+    SELECT u.id, u.username, u.user_email, u.user_type, u.organization_name,
+           o.organization_tier, u.received_at,
+           row_number() OVER (ORDER BY u.id) - 1 AS rn
+    FROM json_array_elements_text(current_setting('streamjoin.changed_orgs')::json) AS c(organization_name)
+    JOIN organizations o ON o.organization_name = c.organization_name
+    JOIN users u ON u.organization_name = c.organization_name
+    WHERE NOT u.deleted
+)
+INSERT INTO changelog_outbox (rows, payload)
+SELECT count(*), json_agg(json_build_array(id, false, username, user_email, user_type,
+                                           organization_name, organization_tier, received_at) ORDER BY rn)
+FROM fan
+GROUP BY rn / 1000
+ORDER BY rn / 1000

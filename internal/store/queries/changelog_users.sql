@@ -1,15 +1,18 @@
 -- The changelog's user step, after the users upsert (composed in
 -- changelog.go as "WITH up AS (<upsert_users> RETURNING …) <this>"): the
 -- profile of each user whose visible profile changed, joined to its
--- organization's tier, into the outbox. A deleted user is a tombstone.
-INSERT INTO changelog_outbox (
-    id, deleted, username, user_email, user_type,
-    organization_name, organization_tier, received_at)
-SELECT up.id, up.deleted, up.username, up.user_email, up.user_type,
-       up.organization_name,
-       (SELECT o.organization_tier FROM organizations o
-        WHERE o.organization_name = up.organization_name),
-       up.received_at
-FROM up
-WHERE up.profile_changed
-ORDER BY up.id
+-- organization's tier, into the outbox in chunks of 1,000. A deleted user
+-- is a tombstone.
+, changed AS (
+    SELECT up.*, row_number() OVER () - 1 AS rn,
+           (SELECT o.organization_tier FROM organizations o
+            WHERE o.organization_name = up.organization_name) AS organization_tier
+    FROM up
+    WHERE up.profile_changed
+)
+INSERT INTO changelog_outbox (rows, payload)
+SELECT count(*), json_agg(json_build_array(id, deleted, username, user_email, user_type,
+                                           organization_name, organization_tier, received_at) ORDER BY rn)
+FROM changed
+GROUP BY rn / 1000
+ORDER BY rn / 1000
