@@ -100,12 +100,14 @@ func (b *bencher) drain(ctx context.Context, schema string, changelog bool) (_ *
 	if err := waitCommitted(ctx, d.conn, schema, want, d.p, 30*time.Minute); err != nil {
 		return nil, err
 	}
+	total := float64(want[userTopic] + want[orgTopic])
 	if changelog {
+		ingested := time.Since(ready)
 		if err := waitOutboxEmpty(ctx, d.conn, schema, d.p.done, 30*time.Minute); err != nil {
 			return nil, err
 		}
+		b.progress(fmt.Sprintf("  ingested in %.1fs (%.0f events/s), changelog produced %.1fs later", ingested.Seconds(), total/ingested.Seconds(), (time.Since(ready) - ingested).Seconds()))
 	}
-	total := float64(want[userTopic] + want[orgTopic])
 	d.rate = total / time.Since(ready).Seconds()
 	d.wallRate = total / time.Since(spawned).Seconds()
 	if d.cpu, err = cpu.stop(); err != nil {

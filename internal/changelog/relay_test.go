@@ -157,7 +157,7 @@ func TestChangelogNeverSkipsALateCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := t1.Exec(ctx, `INSERT INTO changelog_outbox (rows, payload) VALUES (1, json_build_array(json_build_array('t1', false, 'early', NULL, NULL, NULL, NULL, $1::timestamptz)))`, t0); err != nil {
+	if _, err := t1.Exec(ctx, `INSERT INTO changelog_outbox (rows, payload) VALUES (1, ARRAY[ROW('t1', false, 'early', NULL, NULL, NULL, NULL, $1::timestamptz)::changelog_profile])`, t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.UpsertStateChangelogTx(ctx, t1, &store.Batch{}); err != nil { // takes the commit number

@@ -37,11 +37,11 @@ func outbox(t *testing.T, st *store.Store) []string {
 	s := st.Schema()
 	conn := testenv.Conn(t)
 	rows, err := conn.Query(ctx, `
-		SELECT p->>0, (p->>1)::boolean, coalesce(p->>2, '-'), coalesce(p->>5, '-'), coalesce(p->>6, '-')
+		SELECT p.id, p.deleted, coalesce(p.username, '-'), coalesce(p.organization_name, '-'), coalesce(p.organization_tier, '-')
 		FROM `+s+`.changelog_commits c
 		JOIN `+s+`.changelog_outbox o ON o.xid = c.xid
-		CROSS JOIN LATERAL json_array_elements(o.payload) WITH ORDINALITY AS e(p, i)
-		ORDER BY c.n, o.seq, e.i`)
+		CROSS JOIN LATERAL unnest(o.payload) WITH ORDINALITY AS p
+		ORDER BY c.n, o.seq, p.ordinality`)
 	if err != nil {
 		t.Fatal(err)
 	}

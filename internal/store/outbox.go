@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -105,64 +104,25 @@ func (o *Outbox) Next(ctx context.Context, pos OutboxPosition, chunks int) ([]Ou
 	if err != nil {
 		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 	}
-	defer rows.Close()
-	var out []OutboxRow
-	for rows.Next() {
-		var at OutboxPosition
-		var committed time.Time
-		var payload []byte
-		if err := rows.Scan(&at.Commit, &at.Seq, &committed, &payload); err != nil {
-			return nil, fmt.Errorf("reading the changelog outbox: %w", err)
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxRow, error) {
+		var r OutboxRow
+		var name *string
+		var at *time.Time
+		err := row.Scan(&r.Pos.Commit, &r.Pos.Seq, &r.CommittedAt, &r.Pos.Index,
+			&r.Profile.ID, &r.Deleted, &name, &r.Profile.UserEmail, &r.Profile.UserType,
+			&r.Profile.OrganizationName, &r.Profile.OrganizationTier, &at)
+		if name != nil {
+			r.Profile.Username = *name
 		}
-		var profiles []outboxProfile
-		if err := json.Unmarshal(payload, &profiles); err != nil {
-			return nil, fmt.Errorf("decoding outbox chunk %d/%d: %w", at.Commit, at.Seq, err)
+		if at != nil {
+			r.Profile.ReceivedAt = at.UTC()
 		}
-		for i := range profiles {
-			at.Index = i
-			p, err := profiles[i].profile()
-			if err != nil {
-				return nil, fmt.Errorf("decoding outbox chunk %d/%d: %w", at.Commit, at.Seq, err)
-			}
-			out = append(out, OutboxRow{Pos: at, CommittedAt: committed, Deleted: profiles[i].Deleted, Profile: p})
-		}
-	}
-	if err := rows.Err(); err != nil {
+		return r, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 	}
 	return out, nil
-}
-
-// outboxProfile is one element of an outbox chunk's payload, an array
-// (changelog_users.sql, changelog_orgs.sql).
-type outboxProfile struct {
-	ID                                             string
-	Deleted                                        bool
-	Username                                       *string
-	UserEmail, UserType, OrgName, OrgTier, Receive *string
-}
-
-// UnmarshalJSON reads [id, deleted, username, user_email, user_type,
-// organization_name, organization_tier, received_at].
-func (p *outboxProfile) UnmarshalJSON(b []byte) error {
-	// A fixed-size array keeps the pointers: Unmarshal decodes each
-	// element into what its interface points at.
-	return json.Unmarshal(b, &[8]any{&p.ID, &p.Deleted, &p.Username, &p.UserEmail, &p.UserType, &p.OrgName, &p.OrgTier, &p.Receive})
-}
-
-func (p *outboxProfile) profile() (Profile, error) {
-	pr := Profile{ID: p.ID, UserEmail: p.UserEmail, UserType: p.UserType, OrganizationName: p.OrgName, OrganizationTier: p.OrgTier}
-	if p.Username != nil {
-		pr.Username = *p.Username
-	}
-	if p.Receive != nil {
-		t, err := time.Parse(time.RFC3339Nano, *p.Receive)
-		if err != nil {
-			return pr, fmt.Errorf("user %q: received_at: %w", p.ID, err)
-		}
-		pr.ReceivedAt = t.UTC()
-	}
-	return pr, nil
 }
 
 // Delete deletes the chunks up to and including pos's, which the relay

@@ -9,20 +9,30 @@
 -- the same user (another member) can never make it stale.
 ALTER TABLE users ADD COLUMN profile_changed boolean NOT NULL DEFAULT false;
 
+-- changelog_profile: one emitted profile; deleted = true is a tombstone.
+CREATE TYPE changelog_profile AS (
+    id                text,
+    deleted           boolean,
+    username          text,
+    user_email        text,
+    user_type         text,
+    organization_name text,
+    organization_tier text,
+    received_at       timestamptz
+);
+
 -- changelog_outbox: the emitted profile changes, in chunks of up to 1,000
 -- per row (one heap row and one index entry per chunk, not per profile).
 -- xid is the writing transaction and seq orders its chunks (each session
 -- caches 1,000 values: increasing within a transaction is all the relay
--- needs). payload is a JSON array of profiles, each an array:
--- [id, deleted, username, user_email, user_type, organization_name,
--- organization_tier, received_at]; deleted = true is a tombstone. It is
--- stored out of line uncompressed: compressing it costs more than it saves
--- for rows that live for a second.
+-- needs). payload is an array of profiles, in binary: building it costs
+-- a tenth of a JSON array's text. It is stored out of line uncompressed:
+-- compressing it costs more than it saves for rows that live a second.
 CREATE TABLE changelog_outbox (
-    xid     xid8    NOT NULL DEFAULT pg_current_xact_id(),
-    seq     bigint  GENERATED ALWAYS AS IDENTITY (CACHE 1000),
-    rows    integer NOT NULL,
-    payload json    NOT NULL,
+    xid     xid8                NOT NULL DEFAULT pg_current_xact_id(),
+    seq     bigint              GENERATED ALWAYS AS IDENTITY (CACHE 1000),
+    rows    integer             NOT NULL,
+    payload changelog_profile[] NOT NULL,
     PRIMARY KEY (xid, seq)
 );
 ALTER TABLE changelog_outbox ALTER COLUMN payload SET STORAGE EXTERNAL;

@@ -38,8 +38,8 @@ WITH fan AS (
     WHERE NOT u.deleted
 )
 INSERT INTO changelog_outbox (rows, payload)
-SELECT count(*), json_agg(json_build_array(id, false, username, user_email, user_type,
-                                           organization_name, organization_tier, received_at) ORDER BY rn)
+SELECT count(*), array_agg(ROW(id, false, username, user_email, user_type,
+                              organization_name, organization_tier, received_at)::changelog_profile ORDER BY rn)
 FROM fan
 GROUP BY rn / 1000
 ORDER BY rn / 1000

@@ -11,8 +11,8 @@
     WHERE up.profile_changed
 )
 INSERT INTO changelog_outbox (rows, payload)
-SELECT count(*), json_agg(json_build_array(id, deleted, username, user_email, user_type,
-                                           organization_name, organization_tier, received_at) ORDER BY rn)
+SELECT count(*), array_agg(ROW(id, deleted, username, user_email, user_type,
+                              organization_name, organization_tier, received_at)::changelog_profile ORDER BY rn)
 FROM changed
 GROUP BY rn / 1000
 ORDER BY rn / 1000
