@@ -20,28 +20,28 @@ import (
 
 // figures are what the end checks measured.
 type figures struct {
-	Test            string `json:"test"`
-	Date            string `json:"date"`
-	Events          int    `json:"records_produced"`
-	InvalidRecords  int    `json:"invalid_records"`
-	Kills           int    `json:"sigkills"`
-	KillsInCommit   int    `json:"sigkills_inside_commit"`
-	Restarts        int    `json:"restarts"`
-	UserMismatches  int    `json:"user_rows_differing"`
-	OrgMismatches   int    `json:"org_rows_differing"`
-	RawLost         int    `json:"raw_records_lost"`
-	RawDuplicated   int    `json:"raw_records_duplicated"`
-	RawInvalid      int    `json:"raw_rows_of_invalid_records"`
-	DLQLost         int    `json:"dead_letters_lost"`
-	DLQDuplicated   int    `json:"dead_letters_duplicated"`
-	DLQUnexpected   int    `json:"dead_letters_unexpected"`
-	ZombieFenced    int    `json:"zombie_batches_fenced"`
+	Test           string `json:"test"`
+	Date           string `json:"date"`
+	Events         int    `json:"records_produced"`
+	InvalidRecords int    `json:"invalid_records"`
+	Kills          int    `json:"sigkills"`
+	KillsInCommit  int    `json:"sigkills_inside_commit"`
+	Restarts       int    `json:"restarts"`
+	UserMismatches int    `json:"user_rows_differing"`
+	OrgMismatches  int    `json:"org_rows_differing"`
+	RawLost        int    `json:"raw_records_lost"`
+	RawDuplicated  int    `json:"raw_records_duplicated"`
+	RawInvalid     int    `json:"raw_rows_of_invalid_records"`
+	DLQLost        int    `json:"dead_letters_lost"`
+	DLQDuplicated  int    `json:"dead_letters_duplicated"`
+	DLQUnexpected  int    `json:"dead_letters_unexpected"`
+	ZombieFenced   int    `json:"zombie_batches_fenced"`
 	// The changelog topic, read read_committed (changelog_test.go).
 	ChangelogRecords        int `json:"changelog_records"`
 	ChangelogKeysDiffering  int `json:"changelog_keys_differing_from_view"`
 	ChangelogOutOfOrder     int `json:"changelog_records_out_of_order"`
 	ChangelogCommitsMissing int `json:"changelog_commits_missing"`
-	DurationSeconds int    `json:"duration_seconds"`
+	DurationSeconds         int `json:"duration_seconds"`
 }
 
 // check compares PostgreSQL and the dead-letter topics (read
