@@ -123,7 +123,7 @@ func TestMigrateGrantRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reader.Close(ctx)
-	for _, stmt := range []string{"SELECT count(*) FROM app.user_profiles", "SELECT max(version) FROM app.schema_migrations"} {
+	for _, stmt := range []string{"SELECT count(*) FROM app.user_profiles", "SELECT max(version) FROM app.schema_migrations", "SELECT count(*) FROM app.users", "SELECT count(*) FROM app.user_events"} {
 		if _, err := reader.Exec(ctx, stmt); err != nil {
 			t.Errorf("as the granted role: %s: %v", stmt, err)
 		}
@@ -132,8 +132,8 @@ func TestMigrateGrantRead(t *testing.T) {
 		"INSERT INTO app.users (id, username, received_at, deleted, event_type, source_partition, source_offset) VALUES ('x', 'x', now(), false, 'User Created', 0, 0)",
 		"UPDATE app.users SET username = 'x'",
 		"INSERT INTO app.kafka_offsets (topic, partition, next_offset) VALUES ('x', 0, 0)",
-		"SELECT * FROM app.user_events",
-		"SELECT * FROM app.users",
+		"SELECT * FROM app.org_events",
+		"SELECT * FROM app.kafka_offsets",
 	} {
 		_, err := reader.Exec(ctx, stmt)
 		var pgErr *pgconn.PgError
