@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/store"
 )
 
 // The reasons /ready gives, as its 503's detail, checked in this order.
@@ -37,7 +40,46 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, reason)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "READY"})
+	body := readyBody{Status: "READY"}
+	if wr, ok := s.users.(watermarkReader); ok {
+		// Best effort: a role that may not read the offsets (the api role)
+		// shows none, and is no less ready for it.
+		if ws, err := wr.Watermarks(r.Context()); err == nil {
+			for _, wm := range ws {
+				body.Watermarks = append(body.Watermarks, readyWatermark{Topic: wm.Topic, Watermark: wm.Watermark, MaxEventTime: timeOrNil(wm.MaxEventTime), Idle: wm.Idle})
+			}
+		} else {
+			s.log.Debug("/ready: watermarks not shown", "err", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// watermarkReader is what /ready shows the event-time progress from;
+// *store.Store implements it.
+type watermarkReader interface {
+	Watermarks(ctx context.Context) ([]store.Watermark, error)
+}
+
+// readyBody is /ready's 200 answer.
+type readyBody struct {
+	Status     string           `json:"status"`
+	Watermarks []readyWatermark `json:"watermarks,omitempty"`
+}
+
+// readyWatermark is one topic's event-time progress in /ready's body.
+type readyWatermark struct {
+	Topic        string     `json:"topic"`
+	Watermark    time.Time  `json:"watermark"`
+	MaxEventTime *time.Time `json:"max_event_time"`
+	Idle         bool       `json:"idle"`
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // readiness returns why the process is not ready ("" if it is) and, for

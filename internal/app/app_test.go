@@ -43,6 +43,10 @@ func setup(t *testing.T) *running {
 	cfg.Changelog.Topic = "user_profiles"
 	cfg.Kafka.Brokers = []string{broker}
 	cfg.Ingest.CreateTopics = true
+	// Partitions the sample leaves empty stop holding the watermark back
+	// soon (TestReadyShowsTheWatermarks).
+	cfg.Ingest.IdleTimeout = 300 * time.Millisecond
+	cfg.Ingest.WatermarkInterval = 50 * time.Millisecond
 	cfg.API.Addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)

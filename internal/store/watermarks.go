@@ -9,6 +9,7 @@ import (
 )
 
 var (
+	sqlReadWatermarks    = query("watermarks_read")
 	sqlAdvanceWatermarks = query("watermarks_advance")
 	sqlMarkIdle          = query("mark_idle")
 )
@@ -36,20 +37,40 @@ func (s *Store) AdvanceWatermarks(ctx context.Context, maxOutOfOrderness time.Du
 	if err != nil {
 		return nil, fmt.Errorf("advancing watermarks: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Watermark, error) {
-		var w Watermark
-		var wm, latest *time.Time
-		err := row.Scan(&w.Topic, &wm, &latest, &w.Idle)
-		if wm != nil {
-			w.Watermark = wm.UTC()
-		}
-		if latest != nil {
-			w.MaxEventTime = latest.UTC()
-		}
-		return w, err
-	})
+	out, err := pgx.CollectRows(rows, scanWatermark)
 	if err != nil {
 		return nil, fmt.Errorf("advancing watermarks: %w", err)
+	}
+	return out, nil
+}
+
+// scanWatermark reads (topic, watermark, greatest event time, idle).
+func scanWatermark(row pgx.CollectableRow) (Watermark, error) {
+	var w Watermark
+	var wm, latest *time.Time
+	err := row.Scan(&w.Topic, &wm, &latest, &w.Idle)
+	if wm != nil {
+		w.Watermark = wm.UTC()
+	}
+	if latest != nil {
+		w.MaxEventTime = latest.UTC()
+	}
+	return w, err
+}
+
+// Watermarks returns each topic's stored watermark, without moving it,
+// through the read pool, bounded by the query timeout. Topics without a
+// watermark yet are absent.
+func (s *Store) Watermarks(ctx context.Context) ([]Watermark, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	rows, err := s.read.Query(ctx, sqlReadWatermarks)
+	if err != nil {
+		return nil, fmt.Errorf("reading watermarks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanWatermark)
+	if err != nil {
+		return nil, fmt.Errorf("reading watermarks: %w", err)
 	}
 	return out, nil
 }
