@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/sample"
-	"github.com/streamjoin/streamjoin/internal/store"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
@@ -27,7 +25,7 @@ func TestSampleChangelogIsTheView(t *testing.T) {
 		{"user_events", "valid"}: float64(len(sample.UserEvents) - sample.InvalidUserEvents),
 		{"org_events", "valid"}:  float64(len(sample.OrgEvents) - sample.InvalidOrgEvents),
 	})
-	want := profilesView(t, r.schema)
+	want := testenv.ProfilesView(t, testenv.Conn(t), r.schema)
 	if len(want) < 10 {
 		t.Fatalf("the view holds %d users: the test proves little", len(want))
 	}
@@ -53,30 +51,4 @@ func TestSampleChangelogIsTheView(t *testing.T) {
 			}
 		})
 	}
-}
-
-// profilesView reads user_profiles as the changelog encodes it.
-func profilesView(t *testing.T, schema string) map[string]string {
-	t.Helper()
-	rows, err := testenv.Conn(t).Query(context.Background(), "SELECT id, username, user_email, user_type, organization_name, organization_tier, received_at FROM "+schema+".user_profiles")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for rows.Next() {
-		var p store.Profile
-		if err := rows.Scan(&p.ID, &p.Username, &p.UserEmail, &p.UserType, &p.OrganizationName, &p.OrganizationTier, &p.ReceivedAt); err != nil {
-			t.Fatal(err)
-		}
-		p.ReceivedAt = p.ReceivedAt.UTC()
-		b, err := json.Marshal(&p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[p.ID] = string(b)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

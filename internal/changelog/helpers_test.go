@@ -38,15 +38,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t), Changelog: true}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.ChangelogStore(t)
 	return &env{broker: broker, conn: conn, st: st}
 }
 

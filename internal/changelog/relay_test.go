@@ -2,14 +2,12 @@ package changelog
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/store"
@@ -19,32 +17,6 @@ import (
 var t0 = time.Date(2021, 3, 1, 0, 0, 0, 0, time.UTC)
 
 func str(s string) *string { return &s }
-
-// view reads user_profiles as the changelog encodes it: id → JSON.
-func view(t *testing.T, conn *pgx.Conn, schema string) map[string]string {
-	t.Helper()
-	rows, err := conn.Query(context.Background(), "SELECT id, username, user_email, user_type, organization_name, organization_tier, received_at FROM "+schema+".user_profiles")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for rows.Next() {
-		var p store.Profile
-		if err := rows.Scan(&p.ID, &p.Username, &p.UserEmail, &p.UserType, &p.OrganizationName, &p.OrganizationTier, &p.ReceivedAt); err != nil {
-			t.Fatal(err)
-		}
-		p.ReceivedAt = p.ReceivedAt.UTC()
-		b, err := json.Marshal(&p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[p.ID] = string(b)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // TestChangelogIsEveryViewChangeOnceInOrder is rules 1 to 3 of the
 // changelog, against an oracle that does not read the outbox: after each
@@ -97,7 +69,7 @@ func TestChangelogIsEveryViewChangeOnceInOrder(t *testing.T) {
 		if err := e.st.WriteState(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		now := view(t, conn, e.st.Schema())
+		now := testenv.ProfilesView(t, conn, e.st.Schema())
 		for id, v := range now {
 			if prev[id] != v {
 				want[id] = append(want[id], id+"="+v)
@@ -168,7 +140,7 @@ func TestChangelogNeverSkipsALateCommit(t *testing.T) {
 	go func() {
 		done <- e.st.WriteState(ctx, &store.Batch{Users: []event.User{{ID: "t2", Type: event.UserCreated, Username: str("late"), ReceivedAt: t0, LogTime: t0}}})
 	}()
-	if err, finished := waitForBlockedOrDone(t, c1.PgConn().PID(), done); finished {
+	if err, finished := testenv.WaitBlockedOrDone(t, c1.PgConn().PID(), done); finished {
 		// Only without the guard: let the relay pass T2 before T1 commits.
 		if err != nil {
 			t.Fatal(err)
@@ -189,31 +161,5 @@ func TestChangelogNeverSkipsALateCommit(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"t1", "t2"}, keys); diff != "" {
 		t.Errorf("changelog keys in relay order (-want +got):\n%s", diff)
-	}
-}
-
-// waitForBlockedOrDone waits until some session waits for a lock that the
-// backend pid holds, or done yields (it returns that and true).
-func waitForBlockedOrDone(t *testing.T, pid uint32, done <-chan error) (error, bool) {
-	t.Helper()
-	conn := testenv.Conn(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			return err, true
-		default:
-		}
-		var n int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))`, int32(pid)).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return nil, false
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second writer neither waited for the first nor finished")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -2,13 +2,11 @@ package chaos_test
 
 import (
 	"context"
-	"encoding/json"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/streamjoin/streamjoin/internal/changelog"
 	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
 // checkChangelog checks the changelog topic by its three rules, once the
@@ -68,20 +66,7 @@ func (h *harness) checkChangelog(f *figures) {
 		}
 	}
 
-	view := map[string]string{}
-	rows, err := h.conn.Query(ctx, "SELECT id, username, user_email, user_type, organization_name, organization_tier, received_at FROM "+h.schema+".user_profiles")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var p store.Profile
-	if _, err := pgx.ForEachRow(rows, []any{&p.ID, &p.Username, &p.UserEmail, &p.UserType, &p.OrganizationName, &p.OrganizationTier, &p.ReceivedAt}, func() error {
-		p.ReceivedAt = p.ReceivedAt.UTC()
-		b, err := json.Marshal(&p)
-		view[p.ID] = string(b)
-		return err
-	}); err != nil {
-		h.t.Fatal(err)
-	}
+	view := testenv.ProfilesView(h.t, h.conn, h.schema)
 	for id, v := range view {
 		if last[id] != v {
 			if f.ChangelogKeysDiffering < 5 {

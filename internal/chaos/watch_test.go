@@ -80,7 +80,8 @@ func TestWatchKills(t *testing.T) {
 
 	// Files arrive over the kill phase (about 1.5s a kill).
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- w.writeFiles(total, time.Duration(kills)*1500*time.Millisecond, r.Uint64()) }()
+	seed := r.Uint64() // r is this goroutine's
+	go func() { writerDone <- w.writeFiles(total, time.Duration(kills)*1500*time.Millisecond, seed) }()
 
 	var procs []*proc
 	for k := 0; k < kills; k++ {
@@ -236,6 +237,17 @@ func (w *watchWorld) freezeInTxn(p *proc, tries int) bool {
 func (w *watchWorld) waitAllFinished(p *proc, limit time.Duration) {
 	w.t.Helper()
 	deadline := time.Now().Add(limit)
+	// First, p is up (its signal handling too): every file may already be
+	// done by its predecessors, and a SIGTERM right after exec kills.
+	for p.logCount(`"msg":"watching"`) == 0 {
+		if !p.alive() {
+			w.t.Fatalf("%s exited before it started watching: %v", p.name, p.err)
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("%s did not start watching within %s", p.name, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for {
 		left := 0
 		w.mu.Lock()

@@ -49,7 +49,7 @@ func BenchmarkWriteStateChangelog(b *testing.B) {
 		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
 			st := setup(b)
 			if on {
-				st = changelogStore(b)
+				st = testenv.ChangelogStore(b)
 			}
 			ctx := context.Background()
 			conn := testenv.Conn(b)

@@ -14,21 +14,6 @@ import (
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
-// changelogStore opens a store with the changelog on, on a fresh schema.
-func changelogStore(t testing.TB) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t), Changelog: true}, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // outbox reads the outbox in relay order (commit number, then seq) and
 // empties it, as "id=username/org/tier" or "id=†" for a tombstone.
 func outbox(t *testing.T, st *store.Store) []string {
@@ -153,7 +138,7 @@ func TestChangelogEmitsWhatTheViewShows(t *testing.T) {
 		}},
 	} {
 		t.Run(write.name, func(t *testing.T) {
-			st := changelogStore(t)
+			st := testenv.ChangelogStore(t)
 			for i, s := range steps {
 				if err := write.fn(st, &store.Batch{Users: s.users, Orgs: s.orgs}); err != nil {
 					t.Fatalf("step %d (%s): %v", i, s.name, err)
@@ -204,7 +189,7 @@ func TestChangelogTierChangeRacesAUserWrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st := changelogStore(t)
+			st := testenv.ChangelogStore(t)
 			// u starts in Initech; Acme exists with tier silver.
 			if err := st.WriteState(ctx, &store.Batch{
 				Users: []event.User{user("u", event.UserCreated, "una", "Initech", t0, 0, 1)},
@@ -232,7 +217,7 @@ func TestChangelogTierChangeRacesAUserWrite(t *testing.T) {
 			go func() { done <- st.WriteState(ctx, tc.second) }()
 			// The second writer waits for the first, or (without the lock)
 			// is done before the first commits.
-			secondErr, finished := waitForBlockedOrDone(t, conn.PgConn().PID(), done)
+			secondErr, finished := testenv.WaitBlockedOrDone(t, conn.PgConn().PID(), done)
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -247,31 +232,5 @@ func TestChangelogTierChangeRacesAUserWrite(t *testing.T) {
 				t.Errorf("outbox %q: want it to end with u=una/Acme/gold, what user_profiles shows", got)
 			}
 		})
-	}
-}
-
-// waitForBlockedOrDone waits until some session waits for a lock that the
-// backend pid holds, or done yields (then it returns that and true).
-func waitForBlockedOrDone(t *testing.T, pid uint32, done <-chan error) (error, bool) {
-	t.Helper()
-	conn := testenv.Conn(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			return err, true
-		default:
-		}
-		var n int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))`, int32(pid)).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return nil, false
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second writer neither waited for the first nor finished")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
