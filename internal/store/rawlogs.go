@@ -20,6 +20,10 @@ var sqlRawLogPartitions = query("raw_log_partitions")
 // rawLogs are the partitioned raw logs (0007_partition_raw_logs.sql).
 var rawLogs = []string{"user_events", "org_events"}
 
+// outboxTable is the changelog outbox, partitioned by day too
+// (0006_changelog.sql); its partitions go once empty and a day old.
+const outboxTable = "changelog_outbox"
+
 // RawLogConfig configures the raw logs' partitions.
 type RawLogConfig struct {
 	// Retention drops a day's partition once all of it is older than this
@@ -62,19 +66,22 @@ type RawLogChanges struct {
 	Created, Dropped []string
 }
 
-// MaintainRawLogs makes sure each raw log has a partition for every day
-// from today to Ahead days after it (UTC, at now), and, if Retention is set,
-// drops each partition whose every possible row is older than now minus
-// Retention: a day's partition once its end is, the partition that holds
-// the log from before partitioning once the day it ends is. A row inside
-// the window is never dropped. DDL waits at most 5 s for its locks; a pass
-// that times out is simply done again at the next interval.
+// MaintainRawLogs makes sure each raw log, and the changelog outbox, has a
+// partition for every day from today to Ahead days after it (UTC, at now).
+// If Retention is set, it drops each raw-log partition whose every
+// possible row is older than now minus Retention: a day's partition once
+// its end is, the partition that holds the log from before partitioning
+// once the day it ends is. A row inside the window is never dropped. An
+// outbox partition goes once its day ended more than a day ago and it is
+// empty (the relay deletes what it produced), checked under its lock, so
+// that nothing unrelayed is ever dropped. DDL waits at most 5 s for its
+// locks; a pass that times out is simply done again at the next interval.
 func (s *Store) MaintainRawLogs(ctx context.Context, cfg RawLogConfig, now time.Time) (RawLogChanges, error) {
 	cfg = cfg.WithDefaults()
 	var ch RawLogChanges
 	today := now.UTC().Truncate(24 * time.Hour)
 	cutoff := now.Add(-cfg.Retention)
-	for _, log := range rawLogs {
+	for _, log := range []string{rawLogs[0], rawLogs[1], outboxTable} {
 		rows, err := s.pool.Query(ctx, sqlRawLogPartitions, s.cfg.Schema+"."+log)
 		if err != nil {
 			return ch, fmt.Errorf("listing %s partitions: %w", log, err)
@@ -100,6 +107,14 @@ func (s *Store) MaintainRawLogs(ctx context.Context, cfg RawLogConfig, now time.
 			}
 			ch.Created = append(ch.Created, name)
 		}
+		if log == outboxTable {
+			dropped, err := s.dropEmptyOutboxPartitions(ctx, names, now)
+			ch.Dropped = append(ch.Dropped, dropped...)
+			if err != nil {
+				return ch, err
+			}
+			continue
+		}
 		if cfg.Retention == 0 {
 			continue
 		}
@@ -115,6 +130,44 @@ func (s *Store) MaintainRawLogs(ctx context.Context, cfg RawLogConfig, now time.
 		}
 	}
 	return ch, nil
+}
+
+// dropEmptyOutboxPartitions drops the outbox partitions among names whose
+// day ended more than a day before now and that are empty, each checked
+// under its exclusive lock (which waits for any transaction still writing
+// into it), and returns those it dropped.
+func (s *Store) dropEmptyOutboxPartitions(ctx context.Context, names []string, now time.Time) ([]string, error) {
+	var dropped []string
+	for _, n := range names {
+		end, ok := partitionEnd(outboxTable, n)
+		if !ok || end.After(now.Add(-24*time.Hour)) {
+			continue
+		}
+		gone := false
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
+				return err
+			}
+			id := pgx.Identifier{n}.Sanitize()
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+id+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				return err
+			}
+			var left bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+id+")").Scan(&left); err != nil || left {
+				return err // not relayed yet: kept
+			}
+			_, err := tx.Exec(ctx, "DROP TABLE "+id)
+			gone = err == nil
+			return err
+		})
+		if err != nil {
+			return dropped, fmt.Errorf("dropping outbox partition %s: %w", n, err)
+		}
+		if gone {
+			dropped = append(dropped, n)
+		}
+	}
+	return dropped, nil
 }
 
 // ddl runs one DDL statement with a 5 s lock timeout.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/streamjoin/streamjoin/internal/store"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
@@ -116,4 +117,60 @@ func TestPartitioningKeepsEveryRawRow(t *testing.T) {
 		t.Errorf("user_events relkind %q (%v), want p (partitioned)", kind, err)
 	}
 	insertRaw(t, st.Schema(), r, 10, now, now.Add(time.Hour))
+}
+
+// TestOutboxPartitionsGoOnlyWhenEmpty: the outbox's daily partitions are
+// created ahead like the raw logs'; one whose day ended more than a day ago
+// is dropped only once the relay has deleted every row in it.
+func TestOutboxPartitionsGoOnlyWhenEmpty(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.ChangelogStore(t)
+	start := time.Now().UTC()
+	if _, err := st.MaintainRawLogs(ctx, store.RawLogConfig{}, start); err != nil {
+		t.Fatal(err)
+	}
+	conn := testenv.Conn(t)
+	if _, err := conn.Exec(ctx, `INSERT INTO `+st.Schema()+`.changelog_outbox (created_at, rows, payload) VALUES ($1, 0, '{}')`, start); err != nil {
+		t.Fatal(err)
+	}
+	first := st.Schema() + ".changelog_outbox_d" + start.Format("20060102")
+	exists := func() bool {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", first).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	later := start.AddDate(0, 0, 3)
+	if _, err := st.MaintainRawLogs(ctx, store.RawLogConfig{}, later); err != nil {
+		t.Fatal(err)
+	}
+	if !exists() {
+		t.Fatal("an outbox partition holding an unrelayed row was dropped")
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM `+st.Schema()+`.changelog_outbox`); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := st.MaintainRawLogs(ctx, store.RawLogConfig{}, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exists() {
+		t.Errorf("the empty outbox partition of %s is still there three days later (dropped %v)", start.Format("2006-01-02"), ch.Dropped)
+	}
+	// Yesterday's partition (of later) stays: a transaction that began
+	// before midnight may still write into it.
+	if recent := st.Schema() + ".changelog_outbox_d" + later.AddDate(0, 0, -1).Format("20060102"); !existsTable(t, conn, recent) {
+		t.Errorf("%s, whose day ended less than a day ago, was dropped", recent)
+	}
+}
+
+func existsTable(t *testing.T, conn *pgx.Conn, name string) bool {
+	t.Helper()
+	var ok bool
+	if err := conn.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", name).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
