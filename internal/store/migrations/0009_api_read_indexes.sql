@@ -7,10 +7,6 @@
 -- BenchmarkWriteBatch; see docs/api.md).
 CREATE INDEX user_events_id_received_at_idx ON user_events (id, received_at);
 
--- users_org_live_id_idx replaces users_organization_name_live_idx: the same
--- live rows, with id as a second key, so that one page of an organization's
--- users (users_by_org.sql) is an index range scan from the cursor's id, not
--- a sort of the whole organization. The changelog's lookups by organization
--- use its first column as they used the old index.
-CREATE INDEX users_org_live_id_idx ON users (organization_name, id) WHERE NOT deleted;
-DROP INDEX users_organization_name_live_idx;
+-- Nothing indexes users by organization (see 0006): a page of an
+-- organization's users (users_by_org.sql) walks users_pkey from the
+-- cursor's id, which keeps its cost independent of its depth.

@@ -1,9 +1,11 @@
 -- One page of an organization's live users, by id (GET /users?organization=).
 -- Keyset pagination: $2 is the last id of the previous page ('' for the
--- first page). "id >= $2" is the index condition on users_org_live_id_idx
--- (organization_name, id) WHERE NOT deleted, so a page reads $3 index
--- entries wherever it starts; "id <> $2" drops the previous page's last row.
--- No OFFSET: a deep page costs what the first one does.
+-- first page). "id >= $2" is the index condition on users_pkey, walked from
+-- the cursor's id and filtered by organization; "id <> $2" drops the
+-- previous page's last row. No OFFSET: a deep page costs no more than the
+-- first one. Nothing indexes users by organization (see 0006_changelog.sql
+-- for what one cost ingest), so a page of a small organization may walk
+-- much of users_pkey.
 SELECT id, username, user_email, user_type, organization_name, organization_tier, received_at
 FROM user_profiles
 WHERE organization_name = $1
