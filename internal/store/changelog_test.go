@@ -234,3 +234,51 @@ func TestChangelogTierChangeRacesAUserWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestChangelogConcurrentCreatesOfAnOrganization: two writers create the
+// same organization at once (the same name in partitions of two members),
+// the second with a newer event and no tier. The second waits for the
+// first's insert and then replaces it: it must compare with what it
+// replaced, not with its snapshot's "no row", so that the users of the
+// organization end with no tier in the outbox too, as in the view.
+func TestChangelogConcurrentCreatesOfAnOrganization(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := testenv.ChangelogStore(t)
+	if err := st.WriteState(ctx, &store.Batch{Users: []event.User{user("u", event.UserCreated, "una", "Acme", t0, 0, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	outbox(t, st)
+	conn := testenv.Conn(t)
+	if _, err := conn.Exec(ctx, "SET search_path = "+st.Schema()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, store.StageTablesSQL); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.UpsertStateChangelogTx(ctx, tx, &store.Batch{Orgs: []event.Org{org("Acme", "gold", t0, 1, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	noTier := org("Acme", "", t0.Add(time.Second), 1, 2)
+	noTier.Tier = nil
+	done := make(chan error, 1)
+	go func() { done <- st.WriteState(ctx, &store.Batch{Orgs: []event.Org{noTier}}) }()
+	secondErr, finished := testenv.WaitBlockedOrDone(t, conn.PgConn().PID(), done)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !finished {
+		secondErr = <-done
+	}
+	if secondErr != nil {
+		t.Fatal(secondErr)
+	}
+	got := outbox(t, st)
+	if len(got) == 0 || got[len(got)-1] != "u=una/Acme/-" {
+		t.Errorf("outbox %q: want it to end with u=una/Acme/-, what user_profiles shows", got)
+	}
+}

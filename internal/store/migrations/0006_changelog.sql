@@ -9,6 +9,12 @@
 -- the same user (another member) can never make it stale.
 ALTER TABLE users ADD COLUMN profile_changed boolean NOT NULL DEFAULT false;
 
+-- organizations.tier_changed: the same for an organization's tier, which
+-- is all of it the view shows. Computed under the row's lock too: two
+-- writers creating the same organization at once must not both compare
+-- against "no row".
+ALTER TABLE organizations ADD COLUMN tier_changed boolean NOT NULL DEFAULT false;
+
 -- changelog_profile: one emitted profile; deleted = true is a tombstone.
 CREATE TYPE changelog_profile AS (
     id                text,
