@@ -79,57 +79,71 @@ type RawLogChanges struct {
 func (s *Store) MaintainRawLogs(ctx context.Context, cfg RawLogConfig, now time.Time) (RawLogChanges, error) {
 	cfg = cfg.WithDefaults()
 	var ch RawLogChanges
-	today := now.UTC().Truncate(24 * time.Hour)
-	cutoff := now.Add(-cfg.Retention)
+	var timedOut []error
 	for _, log := range []string{rawLogs[0], rawLogs[1], outboxTable} {
-		rows, err := s.pool.Query(ctx, sqlRawLogPartitions, s.cfg.Schema+"."+log)
-		if err != nil {
-			return ch, fmt.Errorf("listing %s partitions: %w", log, err)
-		}
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return ch, fmt.Errorf("listing %s partitions: %w", log, err)
-		}
-		have := map[string]bool{}
-		for _, n := range names {
-			have[n] = true
-		}
-		for i := 0; i <= cfg.Ahead; i++ {
-			day := today.AddDate(0, 0, i)
-			name := log + "_d" + day.Format("20060102")
-			if have[name] || covered(names, log, day) {
-				continue
-			}
-			ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')",
-				pgx.Identifier{name}.Sanitize(), pgx.Identifier{log}.Sanitize(), day.Format(time.RFC3339), day.AddDate(0, 0, 1).Format(time.RFC3339))
-			if err := s.ddl(ctx, ddl); err != nil {
-				return ch, fmt.Errorf("creating partition %s: %w", name, err)
-			}
-			ch.Created = append(ch.Created, name)
-		}
-		if log == outboxTable {
-			dropped, err := s.dropEmptyOutboxPartitions(ctx, names, now)
-			ch.Dropped = append(ch.Dropped, dropped...)
-			if err != nil {
-				return ch, err
-			}
-			continue
-		}
-		if cfg.Retention == 0 {
-			continue
-		}
-		for _, n := range names {
-			end, ok := partitionEnd(log, n)
-			if !ok || end.After(cutoff) {
-				continue
-			}
-			if err := s.ddl(ctx, "DROP TABLE "+pgx.Identifier{n}.Sanitize()); err != nil {
-				return ch, fmt.Errorf("dropping partition %s: %w", n, err)
-			}
-			ch.Dropped = append(ch.Dropped, n)
+		err := s.maintainPartitions(ctx, cfg, log, now, &ch)
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable:
+			// Writers held this table past the lock timeout: go on with
+			// the others, so that one busy log never leaves the outbox
+			// without its partitions ahead.
+			timedOut = append(timedOut, err)
+		case err != nil:
+			return ch, err
 		}
 	}
-	return ch, nil
+	return ch, errors.Join(timedOut...)
+}
+
+// maintainPartitions is MaintainRawLogs for one partitioned table.
+func (s *Store) maintainPartitions(ctx context.Context, cfg RawLogConfig, log string, now time.Time, ch *RawLogChanges) error {
+	today := now.UTC().Truncate(24 * time.Hour)
+	cutoff := now.Add(-cfg.Retention)
+	rows, err := s.pool.Query(ctx, sqlRawLogPartitions, s.cfg.Schema+"."+log)
+	if err != nil {
+		return fmt.Errorf("listing %s partitions: %w", log, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing %s partitions: %w", log, err)
+	}
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	for i := 0; i <= cfg.Ahead; i++ {
+		day := today.AddDate(0, 0, i)
+		name := log + "_d" + day.Format("20060102")
+		if have[name] || covered(names, log, day) {
+			continue
+		}
+		ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')",
+			pgx.Identifier{name}.Sanitize(), pgx.Identifier{log}.Sanitize(), day.Format(time.RFC3339), day.AddDate(0, 0, 1).Format(time.RFC3339))
+		if err := s.ddl(ctx, ddl); err != nil {
+			return fmt.Errorf("creating partition %s: %w", name, err)
+		}
+		ch.Created = append(ch.Created, name)
+	}
+	if log == outboxTable {
+		dropped, err := s.dropEmptyOutboxPartitions(ctx, names, now)
+		ch.Dropped = append(ch.Dropped, dropped...)
+		return err
+	}
+	if cfg.Retention == 0 {
+		return nil
+	}
+	for _, n := range names {
+		end, ok := partitionEnd(log, n)
+		if !ok || end.After(cutoff) {
+			continue
+		}
+		if err := s.ddl(ctx, "DROP TABLE "+pgx.Identifier{n}.Sanitize()); err != nil {
+			return fmt.Errorf("dropping partition %s: %w", n, err)
+		}
+		ch.Dropped = append(ch.Dropped, n)
+	}
+	return nil
 }
 
 // dropEmptyOutboxPartitions drops the outbox partitions among names whose
@@ -149,7 +163,10 @@ func (s *Store) dropEmptyOutboxPartitions(ctx context.Context, names []string, n
 				return err
 			}
 			id := pgx.Identifier{n}.Sanitize()
-			if _, err := tx.Exec(ctx, "LOCK TABLE "+id+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			// The parent first, as writers and DROP take them: locking the
+			// partition alone and then dropping it (which locks the parent)
+			// could deadlock with a writer holding the parent.
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{outboxTable}.Sanitize()+", "+id+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 				return err
 			}
 			var left bool
