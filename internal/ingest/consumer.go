@@ -20,6 +20,7 @@ type Writer interface {
 	LostPartitions(ctx context.Context, owned []store.OffsetAdvance) ([]store.TopicPartition, error)
 	WriteState(ctx context.Context, b *store.Batch) error
 	WriteLog(ctx context.Context, b *store.Batch) error
+	EnsurePartitions(ctx context.Context, tps []store.TopicPartition) error
 	MarkIdle(ctx context.Context, marks []store.IdleMark) ([]store.TopicPartition, error)
 	AdvanceWatermarks(ctx context.Context, maxOutOfOrderness time.Duration) ([]store.Watermark, error)
 }

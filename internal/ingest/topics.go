@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamjoin/streamjoin/internal/retry"
+	"github.com/streamjoin/streamjoin/internal/store"
 )
 
 // prepareTopics waits for the brokers, creates missing topics if configured
@@ -31,6 +32,16 @@ func (c *Consumer) prepareTopics(ctx context.Context) error {
 		details, err := adm.ListTopics(ctx, sources...)
 		if err != nil {
 			return fmt.Errorf("listing topics: %w", err)
+		}
+		var all []store.TopicPartition
+		for _, d := range details {
+			for _, p := range d.Partitions.Numbers() {
+				all = append(all, store.TopicPartition{Topic: d.Topic, Partition: p})
+			}
+		}
+		// Every partition counts for the watermarks, claimed or not yet.
+		if err := c.st.EnsurePartitions(ctx, all); err != nil {
+			return err
 		}
 		for _, topic := range sources {
 			d, ok := details[topic]

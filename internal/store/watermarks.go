@@ -9,6 +9,7 @@ import (
 )
 
 var (
+	sqlEnsurePartitions  = query("ensure_partitions")
 	sqlReadWatermarks    = query("watermarks_read")
 	sqlAdvanceWatermarks = query("watermarks_advance")
 	sqlMarkIdle          = query("mark_idle")
@@ -73,6 +74,26 @@ func (s *Store) Watermarks(ctx context.Context) ([]Watermark, error) {
 		return nil, fmt.Errorf("reading watermarks: %w", err)
 	}
 	return out, nil
+}
+
+// EnsurePartitions records every partition of the source topics in
+// kafka_offsets, unclaimed, where it is missing: a partition that no
+// member has claimed yet then holds its topic's watermark back, as one
+// with no event does, instead of being left out of the least. The
+// consumer calls it at start with every partition it finds.
+func (s *Store) EnsurePartitions(ctx context.Context, tps []TopicPartition) error {
+	if len(tps) == 0 {
+		return nil
+	}
+	topics := make([]string, len(tps))
+	parts := make([]int32, len(tps))
+	for i, tp := range tps {
+		topics[i], parts[i] = tp.Topic, tp.Partition
+	}
+	if _, err := s.pool.Exec(ctx, sqlEnsurePartitions, topics, parts); err != nil {
+		return fmt.Errorf("recording the source partitions: %w", err)
+	}
+	return nil
 }
 
 // IdleMark says a partition has been caught up, with no new records, since

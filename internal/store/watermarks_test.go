@@ -190,3 +190,21 @@ func TestWatermarkNeverGoesBackwards(t *testing.T) {
 		t.Errorf("the watermark moved %d times: the test proves little", moves)
 	}
 }
+
+// TestUnclaimedPartitionHoldsTheWatermark: a partition recorded at start
+// but not claimed by anyone yet holds its topic back, as one with no event
+// does; without the record it would be left out of the least, and its
+// older events would arrive behind a watermark that never goes back.
+func TestUnclaimedPartitionHoldsTheWatermark(t *testing.T) {
+	t.Parallel()
+	st := setup(t)
+	ctx := context.Background()
+	if err := st.EnsurePartitions(ctx, []store.TopicPartition{{Topic: "u", Partition: 0}, {Topic: "u", Partition: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	e := newWMEnv(t, st, 1) // claims partition 0 only
+	e.advance(0, at(100))
+	if w := e.watermark(); !w.Watermark.IsZero() {
+		t.Errorf("watermark %v while partition 1 is unclaimed, want none", w.Watermark)
+	}
+}
