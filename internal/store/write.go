@@ -67,7 +67,16 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 		if err := s.upsertStateTx(ctx, tx, b); err != nil {
 			return err
 		}
-		return s.stepsAndAdvanceTx(ctx, tx, b)
+		if err := s.stepsAndAdvanceTx(ctx, tx, b); err != nil {
+			return err
+		}
+		if s.cfg.Changelog {
+			// The commit number last: its lock is held until commit.
+			if _, err := tx.Exec(ctx, sqlChangelogTick); err != nil {
+				return fmt.Errorf("numbering the changelog commit: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("writing batch: %w", err)
@@ -128,13 +137,16 @@ func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) erro
 	return AdvanceOffsetsTx(ctx, tx, b.Offsets)
 }
 
-// upsertStateTx is UpsertStateTx, or UpsertStateChangelogTx for a store
-// with a changelog.
+// upsertStateTx is UpsertStateTx, or for a store with a changelog its two
+// halves without the commit number, which WriteBatch takes last.
 func (s *Store) upsertStateTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
-	if s.cfg.Changelog {
-		return UpsertStateChangelogTx(ctx, tx, b)
+	if !s.cfg.Changelog {
+		return UpsertStateTx(ctx, tx, b)
 	}
-	return UpsertStateTx(ctx, tx, b)
+	if err := upsertOrgsChangelog(ctx, tx, b, false); err != nil {
+		return err
+	}
+	return upsertUsersChangelog(ctx, tx, b, false)
 }
 
 // AppendRawTx copies every record of b, as it arrived, into the raw logs
