@@ -199,34 +199,7 @@ func TestChangelogTierChangeRacesAUserWrite(t *testing.T) {
 			}
 			outbox(t, st)
 
-			conn := testenv.Conn(t)
-			if _, err := conn.Exec(ctx, "SET search_path = "+st.Schema()); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := conn.Exec(ctx, store.StageTablesSQL); err != nil {
-				t.Fatal(err)
-			}
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := store.UpsertStateChangelogTx(ctx, tx, tc.first); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- st.WriteState(ctx, tc.second) }()
-			// The second writer waits for the first, or (without the lock)
-			// is done before the first commits.
-			secondErr, finished := testenv.WaitBlockedOrDone(t, conn.PgConn().PID(), done)
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if !finished {
-				secondErr = <-done
-			}
-			if secondErr != nil {
-				t.Fatal(secondErr)
-			}
+			writeAcross(t, st, tc.first, tc.second)
 			got := outbox(t, st)
 			if len(got) == 0 || got[len(got)-1] != "u=una/Acme/gold" {
 				t.Errorf("outbox %q: want it to end with u=una/Acme/gold, what user_profiles shows", got)
@@ -249,6 +222,22 @@ func TestChangelogConcurrentCreatesOfAnOrganization(t *testing.T) {
 		t.Fatal(err)
 	}
 	outbox(t, st)
+	noTier := org("Acme", "", t0.Add(time.Second), 1, 2)
+	noTier.Tier = nil
+	writeAcross(t, st, &store.Batch{Orgs: []event.Org{org("Acme", "gold", t0, 1, 1)}}, &store.Batch{Orgs: []event.Org{noTier}})
+	got := outbox(t, st)
+	if len(got) == 0 || got[len(got)-1] != "u=una/Acme/-" {
+		t.Errorf("outbox %q: want it to end with u=una/Acme/-, what user_profiles shows", got)
+	}
+}
+
+// writeAcross writes first in a transaction left open (with its commit
+// number taken), starts WriteState of second, waits until second waits
+// for first or (without the mechanism under test) is done, then commits
+// first and waits for second.
+func writeAcross(t *testing.T, st *store.Store, first, second *store.Batch) {
+	t.Helper()
+	ctx := context.Background()
 	conn := testenv.Conn(t)
 	if _, err := conn.Exec(ctx, "SET search_path = "+st.Schema()); err != nil {
 		t.Fatal(err)
@@ -260,13 +249,11 @@ func TestChangelogConcurrentCreatesOfAnOrganization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.UpsertStateChangelogTx(ctx, tx, &store.Batch{Orgs: []event.Org{org("Acme", "gold", t0, 1, 1)}}); err != nil {
+	if err := store.UpsertStateChangelogTx(ctx, tx, first); err != nil {
 		t.Fatal(err)
 	}
-	noTier := org("Acme", "", t0.Add(time.Second), 1, 2)
-	noTier.Tier = nil
 	done := make(chan error, 1)
-	go func() { done <- st.WriteState(ctx, &store.Batch{Orgs: []event.Org{noTier}}) }()
+	go func() { done <- st.WriteState(ctx, second) }()
 	secondErr, finished := testenv.WaitBlockedOrDone(t, conn.PgConn().PID(), done)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -276,9 +263,5 @@ func TestChangelogConcurrentCreatesOfAnOrganization(t *testing.T) {
 	}
 	if secondErr != nil {
 		t.Fatal(secondErr)
-	}
-	got := outbox(t, st)
-	if len(got) == 0 || got[len(got)-1] != "u=una/Acme/-" {
-		t.Errorf("outbox %q: want it to end with u=una/Acme/-, what user_profiles shows", got)
 	}
 }
