@@ -23,7 +23,7 @@ var (
 		"WITH up AS (\n" + sqlUpsertUsers +
 		"\nRETURNING u.id, u.username, u.user_email, u.user_type, u.organization_name, u.received_at, u.deleted, u.profile_changed\n)\n" +
 		query("changelog_users")
-	// sqlChangelogOrgs: lock, upsert and note tier changes, fan out.
+	// sqlChangelogOrgs: upsert and note tier changes, lock, fan out.
 	sqlChangelogOrgs = fmt.Sprintf(query("changelog_orgs"), sqlUpsertOrgs, changelogLockClass)
 )
 
