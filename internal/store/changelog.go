@@ -108,8 +108,12 @@ func execScript(ctx context.Context, tx pgx.Tx, script string, tick bool) error 
 func (s *Store) writeStateChangelog(ctx context.Context, b *Batch) error {
 	for _, step := range []struct {
 		what string
+		n    int
 		fn   func(context.Context, pgx.Tx, *Batch, bool) error
-	}{{"organizations", upsertOrgsChangelog}, {"users", upsertUsersChangelog}} {
+	}{{"organizations", len(b.Orgs), upsertOrgsChangelog}, {"users", len(b.Users), upsertUsersChangelog}} {
+		if step.n == 0 {
+			continue // no empty transaction: two round trips saved per shard
+		}
 		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return step.fn(ctx, tx, b, true) }); err != nil {
 			return fmt.Errorf("writing state (%s): %w", step.what, err)
 		}
