@@ -281,8 +281,10 @@ func (h *harness) finish(s *stream, f *figures, started time.Time, procs ...*pro
 	report(h.t, *f)
 }
 
-// report appends f to the -chaos.report file, if one was named.
-func report(t *testing.T, f figures) {
+// report logs a test's figures (figures, watchFigures, or a map for a
+// test with figures of its own) and appends them as a JSON line to the
+// -chaos.report file, if one was named.
+func report(t *testing.T, f any) {
 	t.Helper()
 	b, _ := json.Marshal(f)
 	t.Logf("figures: %s", b)

@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -61,16 +60,7 @@ func TestWatchBigFile(t *testing.T) {
 		"records_produced": records, "file_mib": size >> 20, "peak_rss_mib": peak >> 20,
 		"records_per_second": int(float64(records) / took.Seconds()), "duration_seconds": int(time.Since(started).Seconds()),
 	}
-	b, _ := json.Marshal(fig)
-	t.Logf("figures: %s", b)
-	if *flagReport != "" {
-		file, err := os.OpenFile(*flagReport, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(file, "%s\n", b)
-		file.Close()
-	}
+	report(t, fig)
 	if peak > rssLimit {
 		t.Errorf("watch's peak RSS was %d MiB for a %d MiB file, want under %d MiB", peak>>20, size>>20, rssLimit>>20)
 	}

@@ -112,7 +112,7 @@ func TestWatchKills(t *testing.T) {
 	w.check(&f)
 	f.Date = time.Now().UTC().Format(time.RFC3339)
 	f.DurationSeconds = int(time.Since(started).Seconds())
-	reportWatch(t, f)
+	report(t, f)
 	if f.KillsInCommit == 0 && kills >= 4 {
 		t.Errorf("no kill landed inside a transaction in %d tries; the test did not exercise it", kills/2)
 	}
@@ -369,20 +369,4 @@ func (w *watchWorld) dumpLogs() {
 		}
 		w.t.Logf("--- last lines of %s:\n%s", e.Name(), strings.Join(lines, "\n"))
 	}
-}
-
-// reportWatch appends f to the -chaos.report file, if one was named.
-func reportWatch(t *testing.T, f watchFigures) {
-	t.Helper()
-	b, _ := json.Marshal(f)
-	t.Logf("figures: %s", b)
-	if *flagReport == "" {
-		return
-	}
-	file, err := os.OpenFile(*flagReport, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	fmt.Fprintf(file, "%s\n", b)
 }
