@@ -63,6 +63,12 @@ type Config struct {
 	// MaxBatchNames is the most names one GET /users?name=… may ask for;
 	// more is a 400. Default 100.
 	MaxBatchNames int
+	// APITokenFile, if set, is a token file (see TokenSet) whose bearer
+	// tokens the data routes require; empty: they are open.
+	APITokenFile string
+	// MetricsTokenFile, if set, is a token file whose bearer tokens the
+	// metrics group (/health, /ready, /metrics) requires; empty: open.
+	MetricsTokenFile string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -130,7 +136,7 @@ func (c Config) Validate() error {
 	if c.LookupTimeout < 0 {
 		return fmt.Errorf("lookup timeout %s: must not be negative", c.LookupTimeout)
 	}
-	return nil
+	return c.validateTokenFiles()
 }
 
 // Users is what the API reads. *store.Store implements it.
@@ -156,6 +162,9 @@ type Server struct {
 	started  <-chan struct{} // closed once the data can be read; nil: from the start
 	probes   bool            // serve /health, /ready and /metrics only
 	readyLog readyLog
+
+	apiTokens     *TokenSet // nil: the data routes are open
+	metricsTokens *TokenSet // nil: the metrics group is open
 }
 
 // New validates cfg and returns a Server. joined reports whether the consumer
@@ -169,12 +178,16 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 		joined = func() bool { return true }
 	}
 	browse, _ := users.(Browser)
-	return &Server{
+	s := &Server{
 		cfg: cfg, users: users, browse: browse, joined: joined, gatherer: gatherer, log: logger,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
 		lookups:  newCoalescer(users, cfg.MaxResults, cfg.LookupSlots, cfg.LookupBatch, cfg.MaxInFlight, cfg.LookupTimeout),
 		stopping: make(chan struct{}),
-	}, nil
+	}
+	if err := s.loadTokens(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Handler returns the API's routes.
@@ -182,7 +195,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		if rt.handler != nil && !(rt.data && s.probes) {
-			mux.Handle(rt.pattern, rt.handler)
+			mux.Handle(rt.pattern, s.requireToken(s.tokens(rt.group()), rt.handler))
 		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -15,7 +15,8 @@ type route struct {
 	method  string       // the one method the spec documents; HEAD is accepted wherever GET is
 	query   []string     // the query parameters the handler reads, as the spec names them
 	handler http.Handler // nil: not served by this Server (see routes)
-	data    bool         // a data route, not served by ServeProbesOnly
+	data    bool         // a data route, not served by ServeProbesOnly; guarded by --api-token-file
+	metrics bool         // in the metrics group: guarded by --metrics-token-file (see authGroup)
 }
 
 // routes returns every route the API documents. A route whose handler is
@@ -35,8 +36,8 @@ func (s *Server) routes() []route {
 		{pattern: "/organizations", method: http.MethodGet, query: []string{"limit", "cursor"}, handler: http.HandlerFunc(s.listOrganizations), data: true},
 		{pattern: "/openapi.json", method: http.MethodGet, handler: http.HandlerFunc(s.openAPI)},
 		{pattern: "/docs", method: http.MethodGet, handler: http.HandlerFunc(s.docs)},
-		{pattern: "/health", method: http.MethodGet, handler: http.HandlerFunc(s.health)},
-		{pattern: "/ready", method: http.MethodGet, handler: http.HandlerFunc(s.ready)},
-		{pattern: "/metrics", method: http.MethodGet, handler: metrics},
+		{pattern: "/health", method: http.MethodGet, handler: http.HandlerFunc(s.health), metrics: true},
+		{pattern: "/ready", method: http.MethodGet, handler: http.HandlerFunc(s.ready), metrics: true},
+		{pattern: "/metrics", method: http.MethodGet, handler: metrics, metrics: true},
 	}
 }
