@@ -45,6 +45,7 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 			c.metrics.records.WithLabelValues(src.tp.Topic, "dead_letter").Inc()
 			c.progress.deadLetters.Add(1)
 			c.metrics.deadLetters.WithLabelValues(src.tp.Topic, dlq.Header(d, dlq.HeaderErrorCode)).Inc()
+			c.recent.add(d, time.Now())
 		}
 	}
 	c.metrics.batches.Inc()

@@ -45,6 +45,7 @@ type Consumer struct {
 	dec      *event.Decoder
 	metrics  *Metrics
 	progress progress
+	recent   recentDeadLetters // the last dead letters committed (recent.go)
 
 	joined atomic.Bool
 
