@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,6 +153,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	// being waited for; reads answer 503 until the schema is migrated.
 	migrated := make(chan struct{})
 	srv.StartAfter(migrated)
+	// SIGHUP re-reads the token files. Caught only when one is set (and
+	// before the API listens, so that no SIGHUP after onListening ends the
+	// process); otherwise SIGHUP keeps its default.
+	var hangups chan os.Signal
+	if srv.HasTokens() {
+		hangups = make(chan os.Signal, 1)
+		signal.Notify(hangups, syscall.SIGHUP)
+		defer signal.Stop(hangups)
+	}
 	addr, err := srv.Listen()
 	if err != nil {
 		return err
@@ -216,6 +228,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 		return consumer.Run(gctx)
 	})
 	g.Go(func() error { return srv.Run(httpCtx) })
+	if hangups != nil {
+		g.Go(func() error { reloadOnHangup(httpCtx, hangups, srv); return nil })
+	}
 	if cfg.DebugAddr != "" {
 		g.Go(func() error { return api.RunDebug(httpCtx, cfg.DebugAddr, logger) })
 	}
@@ -233,6 +248,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 		return nil
 	})
 	return g.Wait()
+}
+
+// reloadOnHangup calls srv.ReloadTokens (which logs what it did) on each
+// signal from hangups until ctx is canceled.
+func reloadOnHangup(ctx context.Context, hangups <-chan os.Signal, srv *api.Server) {
+	for {
+		select {
+		case <-hangups:
+			_ = srv.ReloadTokens() // logged there; the old tokens stay on failure
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Migrate applies the migrations, waiting for PostgreSQL while it is

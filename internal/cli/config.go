@@ -186,6 +186,8 @@ func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {
 	fs.IntVar(&c.LookupSlots, "api-lookup-slots", d.LookupSlots, "most user queries the API runs at once; lookups arriving while all are busy share the next query")
 	fs.IntVar(&c.LookupBatch, "api-lookup-batch", d.LookupBatch, "most names one API query looks up (1: no merging)")
 	fs.IntVar(&c.MaxBatchNames, "max-batch-names", d.MaxBatchNames, "most names one GET /users?name=…&name=… may ask for; more is a 400")
+	fs.StringVar(&c.APITokenFile, "api-token-file", "", "file of bearer tokens (one a line, or sha256:<hex> of one; # comments) the data routes (/users…, /organizations…) require; re-read on SIGHUP (default: open)")
+	fs.StringVar(&c.MetricsTokenFile, "metrics-token-file", "", "file of bearer tokens, same format, that /health, /ready and /metrics require; re-read on SIGHUP (default: open)")
 }
 
 // kafkaFlags are the connection settings every Kafka client shares: the
