@@ -162,6 +162,8 @@ type Server struct {
 	started  <-chan struct{} // closed once the data can be read; nil: from the start
 	probes   bool            // serve /health, /ready and /metrics only
 	readyLog readyLog
+	// httpMetrics counts requests (httpmetrics.go); nil: not registered.
+	httpMetrics *httpMetrics
 
 	apiTokens     *TokenSet // nil: the data routes are open
 	metricsTokens *TokenSet // nil: the metrics group is open
@@ -201,7 +203,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &problem{status: http.StatusNotFound, detail: "no such resource: " + r.URL.Path})
 	})
-	return s.recoverPanics(s.limit(mux))
+	return s.instrument(mux, s.recoverPanics(s.limit(mux)))
 }
 
 // Listen binds cfg.Addr. Call it before Run to fail fast on a taken port and
