@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "streamjoin:", err)
+		msg := err.Error()
+		if strings.HasPrefix(msg, "unknown command") {
+			msg += "\nRun 'streamjoin --help' for the commands."
+		}
+		fmt.Fprintln(stderr, "streamjoin:", msg)
 		return 1
 	}
 	return 0
@@ -49,8 +54,9 @@ YAML file given by --config (keys are the flag names).`,
 		Version:       version(), // --version; the image test runs it
 	}
 	root.SetFlagErrorFunc(flagParseError) // inherited by every command
+	root.SetUsageFunc(groupedUsage)       // inherited by every command
 	root.AddCommand(newRunCmd(), newDevCmd(), newProduceCmd(), newMigrateCmd(), newDLQCmd(), newGenCmd(), newBenchCmd())
-	root.AddCommand(newWatchCmd())
+	root.AddCommand(newWatchCmd(), newVersionCmd())
 	return root
 }
 
@@ -100,6 +106,8 @@ func newRunCmd() *cobra.Command {
 	}
 	appFlags(cmd.Flags(), &cfg, ":8080")
 	runFlags(cmd.Flags(), &cfg)
+	markRequired(cmd.Flags(), "brokers", "except with --role api")
+	markRequired(cmd.Flags(), "postgres", "with --role api, --postgres-read may stand in")
 	withConfig(cmd, func() error { return cfg.Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		return app.Run(cmd.Context(), cfg, logger, nil)
 	})

@@ -67,6 +67,8 @@ func TestEveryCommandRejectsABadSettingAtStart(t *testing.T) {
 			flag: "brokers", from: "the command line"},
 		{name: "produce: topic", args: []string{"produce", "--brokers", broker, "--file", file},
 			flag: "topic", from: "the default"},
+		{name: "produce: timeout", args: []string{"produce", "--brokers", broker, "--topic", "t", "--file", file, "--timeout", "10ms"},
+			flag: "timeout", from: "the command line"},
 		{name: "produce: delivery-timeout from env", args: []string{"produce", "--brokers", broker, "--topic", "t", "--file", file},
 			env: []string{"STREAMJOIN_DELIVERY_TIMEOUT=10ms"}, flag: "delivery-timeout", from: "STREAMJOIN_DELIVERY_TIMEOUT"},
 		{name: "gen: rate", args: []string{"gen", "--brokers", broker, "--rate", "-1"},

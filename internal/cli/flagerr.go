@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -58,13 +59,32 @@ func nameSettings(fs *pflag.FlagSet, o origins, err error) error {
 		if name == "" || name == "config" || fs.Lookup(name) == nil {
 			continue
 		}
-		lines[i] = settingRef(name) + ": " + line + " (value from " + o.of(fs, name) + ")"
+		lines[i] = settingRef(name) + ": " + line + " (value from " + o.of(fs, name) + ")" + settingHint(name, err)
 		named = true
 	}
 	if !named {
 		return err
 	}
 	return &settingError{msg: strings.Join(lines, "\n"), cause: err}
+}
+
+// dsnForms is what --postgres and --postgres-read accept, shown when a
+// connection string cannot be parsed.
+const dsnForms = `
+  accepted forms:
+    URL:       postgres://user:password@host:5432/dbname?sslmode=verify-full
+               (postgresql:// too; percent-encode special characters in the password)
+    key=value: host=host port=5432 user=user password=secret dbname=dbname sslmode=verify-full
+               (quote values with spaces: password='a b')`
+
+// settingHint is advice to append to an error about setting name: the
+// accepted forms of a connection string that could not be parsed.
+func settingHint(name string, err error) string {
+	var parse *pgconn.ParseConfigError
+	if (name == "postgres" || name == "postgres-read") && errors.As(err, &parse) {
+		return dsnForms
+	}
+	return ""
 }
 
 // leadingWord returns the flag-like word s starts with: lower-case letters,
@@ -81,8 +101,10 @@ func leadingWord(s string) string {
 
 // flagParseError is cobra's flag error function: a value the command line
 // gives a flag that cannot be parsed is reported like one from the
-// environment or the config file, naming the flag and its variable.
-func flagParseError(_ *cobra.Command, err error) error {
+// environment or the config file, naming the flag and its variable; any
+// other flag error (an unknown flag, a missing value) says which flag it
+// may have meant and where to find the command's flags.
+func flagParseError(cmd *cobra.Command, err error) error {
 	var bad *pflag.InvalidValueError
 	if errors.As(err, &bad) && bad.GetFlag() != nil && bad.Unwrap() != nil {
 		val := bad.GetValue()
@@ -94,5 +116,55 @@ func flagParseError(_ *cobra.Command, err error) error {
 			cause: err,
 		}
 	}
-	return err
+	return &settingError{msg: err.Error() + didYouMean(cmd, err) + "\n" + helpHint(cmd), cause: err}
+}
+
+// helpHint points at the help of cmd.
+func helpHint(cmd *cobra.Command) string {
+	return fmt.Sprintf("Run '%s --help' for usage.", cmd.CommandPath())
+}
+
+// didYouMean names cmd's flag closest to the unknown one err reports, if
+// one is close enough to be a typo: " (did you mean --brokers?)".
+func didYouMean(cmd *cobra.Command, err error) string {
+	const prefix = "unknown flag: --"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return ""
+	}
+	unknown, _, _ := strings.Cut(strings.TrimPrefix(msg, prefix), "=")
+	best, bestDist := "", 3 // at most two edits away
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		if d := editDistance(unknown, f.Name); d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	if best == "" {
+		return ""
+	}
+	return " (did you mean --" + best + "?)"
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

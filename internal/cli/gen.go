@@ -24,7 +24,7 @@ func newGenCmd() *cobra.Command {
 		orgTopic  string
 		out       string
 		rate      int
-		timeout   time.Duration
+		timeout   timeoutFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "gen",
@@ -44,7 +44,7 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 	fs.StringVar(&orgTopic, "org-topic", "org_events", "topic of organization events")
 	fs.StringVar(&out, "out", "", "directory to write NDJSON files to, instead of producing")
 	fs.IntVar(&rate, "rate", 0, "target events/s when producing (0: as fast as possible)")
-	deliveryTimeoutFlag(fs, &timeout)
+	timeout.register(fs)
 	validate := func() error {
 		if (len(kc.Brokers) == 0) == (out == "") {
 			return fmt.Errorf("brokers or out: give exactly one")
@@ -53,7 +53,7 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 			return fmt.Errorf("rate %d: must not be negative", rate)
 		}
 		if out == "" {
-			if err := validateDeliveryTimeout(timeout); err != nil {
+			if err := timeout.validate(fs); err != nil {
 				return err
 			}
 			if err := kc.Validate(); err != nil {
@@ -76,7 +76,7 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 			if conn, err = kafka.New(kc, logger.With("component", "kafka"), nil); err != nil {
 				return err
 			}
-			n, err = genKafka(cmd.Context(), g, conn, topic, rate, timeout)
+			n, err = genKafka(cmd.Context(), g, conn, topic, rate, timeout.get(fs))
 		}
 		if err != nil {
 			return err

@@ -125,6 +125,22 @@ func Key(value []byte, keyField string) []byte {
 	return []byte(raw)
 }
 
+// MissingKey returns the indexes of the values that have no key in
+// keyField: values that are not JSON objects, or whose field keyField is
+// absent or null. It returns none when keyField is empty (no key asked for).
+func MissingKey(values []json.RawMessage, keyField string) []int {
+	if keyField == "" {
+		return nil
+	}
+	var missing []int
+	for i, v := range values {
+		if Key(v, keyField) == nil {
+			missing = append(missing, i)
+		}
+	}
+	return missing
+}
+
 // Records produces values to topic, keyed by keyField, and waits until every
 // one is acknowledged. progress, if not nil, is called after each ack. It
 // returns how many were acknowledged and the first error.

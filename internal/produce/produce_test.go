@@ -1,6 +1,7 @@
 package produce
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -51,5 +52,29 @@ func TestKey(t *testing.T) {
 	}
 	if Key([]byte(`[1]`), "id") != nil {
 		t.Error("a non-object has no key")
+	}
+}
+
+func TestMissingKey(t *testing.T) {
+	t.Parallel()
+	values := []json.RawMessage{
+		json.RawMessage(`{"id":"a"}`),
+		json.RawMessage(`{"other":"b"}`),
+		json.RawMessage(`{"id":null}`),
+		json.RawMessage(`[1]`),
+		json.RawMessage(`{"id":7}`),
+		json.RawMessage(`{"id":""}`),
+	}
+	for _, tt := range []struct {
+		field string
+		want  []int
+	}{
+		{"id", []int{1, 2, 3}},
+		{"", nil},
+		{"nope", []int{0, 1, 2, 3, 4, 5}},
+	} {
+		if diff := cmp.Diff(tt.want, MissingKey(values, tt.field)); diff != "" {
+			t.Errorf("MissingKey(%q) (-want +got):\n%s", tt.field, diff)
+		}
 	}
 }
