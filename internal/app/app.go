@@ -146,6 +146,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	if err != nil {
 		return err
 	}
+	if err := srv.RegisterMetrics(reg); err != nil {
+		return fmt.Errorf("registering http metrics: %w", err)
+	}
 	if cfg.Role == RoleIngest {
 		srv.ServeProbesOnly()
 	}
