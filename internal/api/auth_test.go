@@ -412,3 +412,36 @@ func BenchmarkRequireToken(b *testing.B) {
 		})
 	}
 }
+
+// TestSpecDocumentsAuth holds openapi.json's security to the routes'
+// groups: a guarded route's operation names its group's scheme and
+// documents the 401; an open one does neither.
+func TestSpecDocumentsAuth(t *testing.T) {
+	t.Parallel()
+	doc, _ := loadSpec(t)
+	srv := authServer(t, "", "", nil)
+	scheme := map[authGroup]string{authData: "bearerAuth", authMetrics: "metricsBearerAuth"}
+	for _, rt := range srv.routes() {
+		item := doc.Paths.Find(rt.pattern)
+		if item == nil || item.GetOperation(rt.method) == nil {
+			continue // TestSpecMatchesRoutes reports it
+		}
+		op := item.GetOperation(rt.method)
+		var schemes []string
+		if op.Security != nil {
+			for _, req := range *op.Security {
+				for name := range req {
+					schemes = append(schemes, name)
+				}
+			}
+		}
+		has401 := op.Responses.Value("401") != nil
+		want := scheme[rt.group()]
+		switch {
+		case want == "" && (len(schemes) > 0 || has401):
+			t.Errorf("%s is open, but openapi.json gives it security %v (401: %t)", rt.pattern, schemes, has401)
+		case want != "" && (len(schemes) != 1 || schemes[0] != want || !has401):
+			t.Errorf("%s: openapi.json gives it security %v and 401 %t, want %s and a 401", rt.pattern, schemes, has401, want)
+		}
+	}
+}
