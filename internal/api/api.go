@@ -167,6 +167,8 @@ type Server struct {
 
 	apiTokens     *TokenSet // nil: the data routes are open
 	metricsTokens *TokenSet // nil: the metrics group is open
+
+	status statusState // GET /, the status page (statuspage.go)
 }
 
 // New validates cfg and returns a Server. joined reports whether the consumer
@@ -197,7 +199,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		if rt.handler != nil && !(rt.data && s.probes) {
-			mux.Handle(rt.pattern, s.requireToken(s.tokens(rt.group()), rt.handler))
+			mux.Handle(rt.muxPattern(), s.requireToken(s.tokens(rt.group()), rt.handler))
 		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -34,10 +34,20 @@ func (s *Server) routes() []route {
 		{pattern: "/users/by-id/{id}/history", method: http.MethodGet, query: []string{"limit", "cursor"}, handler: http.HandlerFunc(s.getUserHistory), data: true},
 		{pattern: "/organizations/{name}", method: http.MethodGet, handler: http.HandlerFunc(s.getOrganization), data: true},
 		{pattern: "/organizations", method: http.MethodGet, query: []string{"limit", "cursor"}, handler: http.HandlerFunc(s.listOrganizations), data: true},
+		{pattern: "/", method: http.MethodGet, handler: http.HandlerFunc(s.statusPage), metrics: true},
 		{pattern: "/openapi.json", method: http.MethodGet, handler: http.HandlerFunc(s.openAPI)},
 		{pattern: "/docs", method: http.MethodGet, handler: http.HandlerFunc(s.docs)},
 		{pattern: "/health", method: http.MethodGet, handler: http.HandlerFunc(s.health), metrics: true},
 		{pattern: "/ready", method: http.MethodGet, handler: http.HandlerFunc(s.ready), metrics: true},
 		{pattern: "/metrics", method: http.MethodGet, handler: metrics, metrics: true},
 	}
+}
+
+// muxPattern is the pattern rt is registered under: its pattern, except
+// that "/" (the status page) matches only "/" itself, not every path.
+func (rt route) muxPattern() string {
+	if rt.pattern == "/" {
+		return "/{$}"
+	}
+	return rt.pattern
 }
