@@ -152,6 +152,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 	if cfg.Role == RoleIngest {
 		srv.ServeProbesOnly()
 	}
+	if consumer != nil {
+		srv.ShowDeadLetters(deadLetterLog{consumer})
+	}
 	// HTTP comes first, so that /health answers while PostgreSQL is still
 	// being waited for; reads answer 503 until the schema is migrated.
 	migrated := make(chan struct{})
@@ -264,6 +267,17 @@ func reloadOnHangup(ctx context.Context, hangups <-chan os.Signal, srv *api.Serv
 			return
 		}
 	}
+}
+
+// deadLetterLog shows the consumer's latest dead letters on the status page.
+type deadLetterLog struct{ c *ingest.Consumer }
+
+func (l deadLetterLog) RecentDeadLetters() []api.DeadLetter {
+	var out []api.DeadLetter
+	for _, d := range l.c.RecentDeadLetters() {
+		out = append(out, api.DeadLetter(d))
+	}
+	return out
 }
 
 // Migrate applies the migrations, waiting for PostgreSQL while it is
