@@ -1,17 +1,21 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"github.com/streamjoin/streamjoin/internal/kafka"
 
 	"github.com/streamjoin/streamjoin/internal/dlq"
+	"github.com/streamjoin/streamjoin/internal/event"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 )
 
 func newDLQCmd() *cobra.Command {
@@ -34,7 +38,7 @@ func (f *dlqFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	kafkaFlags(fs, &f.kafka, []string{"127.0.0.1:9092"})
 	fs.StringVar(&f.topic, "topic", "", "dead-letter topic, e.g. user_events.dlq (required)")
-	fs.StringVar(&f.filter.Code, "filter-code", "", "only dead letters with this reason code (e.g. bad_timestamp)")
+	fs.StringVar(&f.filter.Code, "filter-code", "", "only dead letters with this reason code: malformed_json, not_object, missing_field, wrong_type, unknown_event_type, bad_timestamp, null_value, too_large, not_utf8 or nul_character")
 	fs.StringVar(&f.filter.Reason, "filter-reason", "", "only dead letters whose reason contains this text")
 }
 
@@ -42,7 +46,23 @@ func (f *dlqFlags) validate() error {
 	if f.topic == "" {
 		return fmt.Errorf("topic: required")
 	}
+	if f.filter.Code != "" && !slices.Contains(knownCodes, event.Code(f.filter.Code)) {
+		names := make([]string, len(knownCodes))
+		for i, c := range knownCodes {
+			names[i] = string(c)
+		}
+		return fmt.Errorf("filter-code %q: not a code streamjoin writes; the codes are %s", f.filter.Code, strings.Join(names, ", "))
+	}
 	return f.kafka.Validate()
+}
+
+// knownCodes are the reason codes dead letters carry (event.Code), in the
+// order --help and errors list them. TestKnownCodesAreEventCodes holds it
+// to the constants of internal/event.
+var knownCodes = []event.Code{
+	event.CodeMalformedJSON, event.CodeNotObject, event.CodeMissingField, event.CodeWrongType,
+	event.CodeUnknownType, event.CodeBadTimestamp, event.CodeNullValue, event.CodeTooLarge,
+	event.CodeNotUTF8, event.CodeNULCharacter,
 }
 
 // connector builds the command's Kafka clients.
@@ -83,27 +103,25 @@ func newDLQListCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		letters, err := readOrdered(cmd.Context(), conn, f.topic, f.filter, limit)
+		if err != nil {
+			return err
+		}
 		out := cmd.OutOrStdout()
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		enc := json.NewEncoder(out)
 		if format == "table" {
 			fmt.Fprintln(tw, "DLQ POSITION\tSOURCE\tCODE\tREASON\tVALUE")
 		}
-		n := 0
-		errStop := fmt.Errorf("limit reached")
-		err = dlq.Read(cmd.Context(), f.topic, f.filter, func(l *dlq.Letter) error {
-			if limit > 0 && n >= limit {
-				return errStop
-			}
-			n++
+		n := len(letters)
+		for _, l := range letters {
 			if format == "json" {
-				return enc.Encode(letterJSON(l))
+				if err := enc.Encode(letterJSON(l)); err != nil {
+					return err
+				}
+				continue
 			}
 			fmt.Fprintf(tw, "%d/%d\t%s/%d/%d\t%s\t%s\t%s\n", l.Partition, l.Offset, l.SourceTopic, l.SourcePartition, l.SourceOffset, l.Code, oneLine(l.Reason, 80), oneLine(string(l.Value), 60))
-			return nil
-		}, conn)
-		if err != nil && err != errStop {
-			return err
 		}
 		if format == "table" {
 			if err := tw.Flush(); err != nil {
@@ -114,6 +132,32 @@ func newDLQListCmd() *cobra.Command {
 		return nil
 	})
 	return cmd
+}
+
+// readOrdered reads topic's dead letters that match filter and returns
+// them by partition, then offset (dlq.Read interleaves partitions as the
+// broker returns them): the first limit of them (0: all). It holds at
+// most limit letters per partition, all of them without a limit.
+func readOrdered(ctx context.Context, conn *kafka.Connector, topic string, filter dlq.Filter, limit int) ([]*dlq.Letter, error) {
+	byPartition := map[int32][]*dlq.Letter{}
+	err := dlq.Read(ctx, topic, filter, func(l *dlq.Letter) error {
+		if limit == 0 || len(byPartition[l.Partition]) < limit {
+			byPartition[l.Partition] = append(byPartition[l.Partition], l)
+		}
+		return nil
+	}, conn)
+	if err != nil {
+		return nil, err
+	}
+	parts := slices.Sorted(maps.Keys(byPartition))
+	var out []*dlq.Letter
+	for _, p := range parts {
+		out = append(out, byPartition[p]...) // each partition's in offset order already
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 func letterJSON(l *dlq.Letter) map[string]any {

@@ -3,6 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -10,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamjoin/streamjoin/internal/dlq"
+	"github.com/streamjoin/streamjoin/internal/kafka"
 	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
@@ -82,5 +89,120 @@ func TestDLQCommands(t *testing.T) {
 	_, errOut, code = run("dlq", "list")
 	if code == 0 || !strings.Contains(errOut, "topic: required") {
 		t.Errorf("dlq list without --topic = %d %q, want an error naming topic", code, errOut)
+	}
+}
+
+// dlq list shows dead letters by partition, then offset, whatever order
+// the broker returns the partitions in, and --limit takes the first of
+// that order.
+func TestDLQListOrdersPartitions(t *testing.T) {
+	t.Parallel()
+	broker, _ := testenv.Kafka(t, kfake.SeedTopics(4, "user_events.dlq"))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Newest partitions first, several records each.
+	for _, p := range []int32{3, 2, 1, 0} {
+		for i := range 3 {
+			err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "user_events.dlq", Partition: p, Value: []byte("{}"), Headers: []kgo.RecordHeader{
+				{Key: dlq.HeaderError, Value: []byte("bad_timestamp: x")},
+				{Key: dlq.HeaderErrorCode, Value: []byte("bad_timestamp")},
+				{Key: dlq.HeaderSourceTopic, Value: []byte("user_events")},
+				{Key: dlq.HeaderSourcePartition, Value: []byte(strconv.Itoa(int(p)))},
+				{Key: dlq.HeaderSourceOffset, Value: []byte(strconv.Itoa(i))},
+			}}).FirstErr()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	positions := func(out string) []string {
+		var ps []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			ps = append(ps, strings.Fields(line)[0])
+		}
+		return ps
+	}
+	for range 3 { // the broker's order may differ per run
+		code, out, errOut := runMain("dlq", "list", "--brokers", broker, "--topic", "user_events.dlq")
+		if code != 0 {
+			t.Fatalf("dlq list = %d %s", code, errOut)
+		}
+		want := []string{"0/0", "0/1", "0/2", "1/0", "1/1", "1/2", "2/0", "2/1", "2/2", "3/0", "3/1", "3/2"}
+		if got := positions(out); !slices.Equal(got, want) {
+			t.Fatalf("dlq list positions %v, want %v", got, want)
+		}
+	}
+	code, out, errOut := runMain("dlq", "list", "--brokers", broker, "--topic", "user_events.dlq", "--limit", "4")
+	if got, want := positions(out), []string{"0/0", "0/1", "0/2", "1/0"}; code != 0 || !slices.Equal(got, want) {
+		t.Errorf("dlq list --limit 4 = %d %v %s, want %v", code, got, errOut, want)
+	}
+}
+
+// An unknown --filter-code is an error that lists the codes, for list and
+// replay alike; a known one is accepted.
+func TestDLQRejectsUnknownFilterCode(t *testing.T) {
+	t.Parallel()
+	for _, sub := range []string{"list", "replay"} {
+		code, _, errOut := runMain("dlq", sub, "--brokers", "127.0.0.1:1", "--topic", "t.dlq", "--filter-code", "bad_time")
+		if code == 0 {
+			t.Fatalf("dlq %s --filter-code bad_time exited 0", sub)
+		}
+		for _, want := range []string{"--filter-code [STREAMJOIN_FILTER_CODE]", `"bad_time"`, "bad_timestamp", "malformed_json", "nul_character"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("dlq %s: stderr %q, want %q", sub, errOut, want)
+			}
+		}
+	}
+	f := dlqFlags{topic: "t.dlq", kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}}
+	for _, c := range knownCodes {
+		f.filter.Code = string(c)
+		if err := f.validate(); err != nil {
+			t.Errorf("--filter-code %s: %v", c, err)
+		}
+	}
+}
+
+// knownCodes holds every Code constant internal/event declares: a code
+// added there and not here would make dlq refuse to filter on it.
+func TestKnownCodesAreEventCodes(t *testing.T) {
+	t.Parallel()
+	pkgs, err := parser.ParseDir(token.NewFileSet(), "../event", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for _, pkg := range pkgs {
+		for _, file := range pkg.Files {
+			for _, decl := range file.Decls {
+				gd, ok := decl.(*ast.GenDecl)
+				if !ok || gd.Tok != token.CONST {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					vs := spec.(*ast.ValueSpec)
+					if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+						continue
+					}
+					for _, v := range vs.Values {
+						if lit, ok := v.(*ast.BasicLit); ok {
+							s, _ := strconv.Unquote(lit.Value)
+							declared = append(declared, s)
+						}
+					}
+				}
+			}
+		}
+	}
+	known := make([]string, len(knownCodes))
+	for i, c := range knownCodes {
+		known[i] = string(c)
+	}
+	slices.Sort(declared)
+	slices.Sort(known)
+	if len(declared) < 5 || !slices.Equal(declared, known) {
+		t.Errorf("internal/event declares codes %v; knownCodes holds %v", declared, known)
 	}
 }
