@@ -38,13 +38,39 @@ func (p OutboxPosition) Less(q OutboxPosition) bool {
 	return p.Index < q.Index
 }
 
-// OutboxRow is one emitted profile change. Deleted means a tombstone: only
-// Profile.ID is set.
+// OutboxRow is one emitted profile change, or, when Event is not nil, one
+// answer of the as-of join. Deleted means a tombstone: only Profile.ID is
+// set.
 type OutboxRow struct {
 	Pos         OutboxPosition
-	CommittedAt time.Time // just before the state transaction committed
+	CommittedAt time.Time // just before the writing transaction committed
 	Deleted     bool
 	Profile     Profile
+	Event       *EnrichedEvent // nil: a profile
+}
+
+// EnrichedEvent is one answer of the as-of join: a valid user event with
+// the organization version that was in force at its received_at (the
+// greatest created_at at or before it; the Organization* fields and
+// OrgValidFrom are nil when there is none). Its JSON is the enriched
+// topic's value.
+type EnrichedEvent struct {
+	Topic            string     `json:"-"`
+	Partition        int32      `json:"-"`
+	Offset           int64      `json:"-"`
+	ID               string     `json:"id"`
+	EventType        string     `json:"event_type"`
+	Username         *string    `json:"username"`
+	UserEmail        *string    `json:"user_email"`
+	UserType         *string    `json:"user_type"`
+	OrganizationName *string    `json:"organization_name"`
+	ReceivedAt       time.Time  `json:"received_at"`
+	OrganizationKey  *string    `json:"organization_key"`
+	OrganizationTier *string    `json:"organization_tier"`
+	OrgValidFrom     *time.Time `json:"org_valid_from"`
+	// Correction: a re-emission of an answer that a late organization
+	// version changed.
+	Correction bool `json:"-"`
 }
 
 // ErrNotLeader: another process holds the changelog relay's lock.
@@ -104,25 +130,60 @@ func (o *Outbox) Next(ctx context.Context, pos OutboxPosition, chunks int) ([]Ou
 	if err != nil {
 		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxRow, error) {
-		var r OutboxRow
-		var name *string
-		var at *time.Time
-		err := row.Scan(&r.Pos.Commit, &r.Pos.Seq, &r.CommittedAt, &r.Pos.Index,
-			&r.Profile.ID, &r.Deleted, &name, &r.Profile.UserEmail, &r.Profile.UserType,
-			&r.Profile.OrganizationName, &r.Profile.OrganizationTier, &at)
-		if name != nil {
-			r.Profile.Username = *name
-		}
-		if at != nil {
-			r.Profile.ReceivedAt = at.UTC()
-		}
-		return r, err
-	})
+	out, err := pgx.CollectRows(rows, scanOutboxRow)
 	if err != nil {
 		return nil, fmt.Errorf("reading the changelog outbox: %w", err)
 	}
 	return out, nil
+}
+
+// scanOutboxRow reads one row of outbox_next.sql: a profile (kind 0) or an
+// enriched event (kind 1).
+func scanOutboxRow(row pgx.CollectableRow) (OutboxRow, error) {
+	var (
+		r                OutboxRow
+		kind             int
+		name             *string
+		at               *time.Time
+		topic, eventType *string
+		partition        *int32
+		offset           *int64
+		orgKey           *string
+		validFrom        *time.Time
+		correction       *bool
+	)
+	err := row.Scan(&r.Pos.Commit, &r.Pos.Seq, &r.CommittedAt, &r.Pos.Index, &kind,
+		&r.Profile.ID, &r.Deleted, &name, &r.Profile.UserEmail, &r.Profile.UserType,
+		&r.Profile.OrganizationName, &r.Profile.OrganizationTier, &at,
+		&topic, &partition, &offset, &eventType, &orgKey, &validFrom, &correction)
+	if err != nil {
+		return r, err
+	}
+	if at != nil {
+		r.Profile.ReceivedAt = at.UTC()
+	}
+	if kind == 0 {
+		if name != nil {
+			r.Profile.Username = *name
+		}
+		return r, nil
+	}
+	if topic == nil || partition == nil || offset == nil || eventType == nil || correction == nil {
+		return r, fmt.Errorf("outbox chunk %d/%d: an enriched event without its source or type", r.Pos.Commit, r.Pos.Seq)
+	}
+	if validFrom != nil {
+		t := validFrom.UTC()
+		validFrom = &t
+	}
+	r.Event = &EnrichedEvent{
+		Topic: *topic, Partition: *partition, Offset: *offset,
+		ID: r.Profile.ID, EventType: *eventType, Username: name, UserEmail: r.Profile.UserEmail,
+		UserType: r.Profile.UserType, OrganizationName: r.Profile.OrganizationName, ReceivedAt: r.Profile.ReceivedAt,
+		OrganizationKey: orgKey, OrganizationTier: r.Profile.OrganizationTier, OrgValidFrom: validFrom,
+		Correction: *correction,
+	}
+	r.Profile = Profile{}
+	return r, nil
 }
 
 // Delete deletes the chunks up to and including pos's, which the relay

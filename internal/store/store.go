@@ -47,6 +47,15 @@ type Config struct {
 	// for the relay in internal/changelog. Every writer of one schema must
 	// agree on it. Default false.
 	Changelog bool
+	// Enriched makes every log write run the as-of join (EnrichTx) and
+	// write its answers to the outbox, for the relay's enriched topic.
+	// Every writer of one schema must agree on it. Default false.
+	Enriched bool
+	// EnrichedEager: see EnrichOptions.Eager. Default false (wait for the
+	// organization watermark).
+	EnrichedEager bool
+	// AllowedLateness: see EnrichOptions.AllowedLateness. Default 1h.
+	AllowedLateness time.Duration
 }
 
 // Defaults for Config.
@@ -71,6 +80,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleInTransactionTimeout == 0 {
 		c.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
+	}
+	if c.AllowedLateness == 0 {
+		c.AllowedLateness = DefaultAllowedLateness
 	}
 	return c
 }
@@ -101,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleInTransactionTimeout < time.Second {
 		return fmt.Errorf("pg-idle-in-transaction-timeout %s: must be at least 1s", c.IdleInTransactionTimeout)
+	}
+	if c.AllowedLateness < 0 {
+		return fmt.Errorf("allowed-lateness %s: must not be negative", c.AllowedLateness)
 	}
 	return nil
 }
@@ -145,6 +160,9 @@ type Store struct {
 	cfg    Config
 	logger *slog.Logger
 	steps  []Step // run inside each WriteBatch; see WithSteps
+	// enriched counts the committed as-of join's statistics (nil when
+	// the store is not Enriched); shared by WithSteps' copies.
+	enriched *enrichCounts
 }
 
 // Open creates the pool; it does not wait for the database, so a process can
@@ -168,6 +186,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, fmt.Errorf("creating postgres pool: %w", err)
 	}
 	st := &Store{pool: pool, read: pool, cfg: cfg, logger: logger}
+	if cfg.Enriched {
+		st.enriched = &enrichCounts{}
+	}
 	if cfg.ReadDSN != "" && cfg.ReadDSN != cfg.DSN {
 		if st.read, err = newReadPool(ctx, cfg, cfg.ReadDSN); err != nil {
 			pool.Close()

@@ -60,6 +60,7 @@ func (s *Store) WithSteps(steps ...Step) *Store {
 // offset, WriteBatch rolls back and returns a *FencedError. Other errors can
 // be sorted with Classify; the caller decides whether to retry.
 func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
+	var stats EnrichStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := AppendRawTx(ctx, tx, b); err != nil {
 			return err
@@ -67,21 +68,39 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 		if err := s.upsertStateTx(ctx, tx, b); err != nil {
 			return err
 		}
-		if err := s.stepsAndAdvanceTx(ctx, tx, b); err != nil {
+		var err error
+		stats, err = s.stepsAndAdvanceTx(ctx, tx, b)
+		if err != nil {
 			return err
 		}
-		if s.cfg.Changelog {
-			// The commit number last: its lock is held until commit.
-			if _, err := tx.Exec(ctx, sqlChangelogTick); err != nil {
-				return fmt.Errorf("numbering the changelog commit: %w", err)
-			}
-		}
-		return nil
+		return s.tickTx(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("writing batch: %w", err)
 	}
+	s.countEnriched(stats)
 	return nil
+}
+
+// tickTx takes the transaction's commit number, if the store writes to
+// the outbox (a no-op statement when the transaction wrote no outbox row).
+// It must be tx's last statement: the clock's lock is held until commit.
+func (s *Store) tickTx(ctx context.Context, tx pgx.Tx) error {
+	if !s.cfg.Changelog && !s.cfg.Enriched {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, sqlChangelogTick); err != nil {
+		return fmt.Errorf("numbering the outbox commit: %w", err)
+	}
+	return nil
+}
+
+// countEnriched adds a committed transaction's stats to the store's.
+func (s *Store) countEnriched(st EnrichStats) {
+	if s.enriched != nil {
+		s.enriched.tooLate.Add(st.TooLate)
+		s.enriched.corrections.Add(st.Corrections)
+	}
 }
 
 // WriteState upserts b's newest event per key into users and organizations
@@ -114,27 +133,44 @@ func (s *Store) WriteState(ctx context.Context, b *Batch) error {
 // not idempotent, so they commit exactly once with the fenced advance; a
 // fenced WriteLog rolls back and returns a *FencedError.
 func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
+	var stats EnrichStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := AppendRawTx(ctx, tx, b); err != nil {
 			return err
 		}
-		return s.stepsAndAdvanceTx(ctx, tx, b)
+		var err error
+		if stats, err = s.stepsAndAdvanceTx(ctx, tx, b); err != nil {
+			return err
+		}
+		if !s.cfg.Enriched {
+			return nil
+		}
+		return s.tickTx(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("writing log: %w", err)
 	}
+	s.countEnriched(stats)
 	return nil
 }
 
-// stepsAndAdvanceTx runs the steps, then the fenced advance of b's offsets,
-// in tx: the end of every batch transaction.
-func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
-	for i, step := range s.steps {
-		if err := step(ctx, tx, b); err != nil {
-			return fmt.Errorf("batch step %d: %w", i+1, err)
+// stepsAndAdvanceTx runs the as-of join's step (EnrichTx, for an Enriched
+// store), the steps, then the fenced advance of b's offsets, in tx: the
+// end of every batch transaction.
+func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) (EnrichStats, error) {
+	var stats EnrichStats
+	if s.cfg.Enriched {
+		var err error
+		if stats, err = EnrichTx(ctx, tx, b, s.enrichOptions()); err != nil {
+			return EnrichStats{}, err
 		}
 	}
-	return AdvanceOffsetsTx(ctx, tx, b.Offsets)
+	for i, step := range s.steps {
+		if err := step(ctx, tx, b); err != nil {
+			return EnrichStats{}, fmt.Errorf("batch step %d: %w", i+1, err)
+		}
+	}
+	return stats, AdvanceOffsetsTx(ctx, tx, b.Offsets)
 }
 
 // upsertStateTx is UpsertStateTx, or for a store with a changelog its two

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// enrichedLockClass is the first key of the advisory lock that orders the
+// as-of join's steps: emitting user events (EnrichTx without organization
+// versions, ReleaseEnriched) holds it shared; a batch with organization
+// versions, which may correct emitted answers, holds it exclusively. So
+// whichever of an emission and a correction commits second sees the
+// other: an answer is never emitted without a version that committed
+// before it, nor left uncorrected by one that committed after. The second
+// key is the schema's hash, as for the changelog's lock.
+const enrichedLockClass = 0x534b // "SK"
+
+var (
+	sqlEnrichedEmit    = query("enriched_emit")
+	sqlEnrichedCorrect = query("enriched_correct")
+	sqlEnrichedRelease = query("enriched_release")
+	sqlEnrichedShared  = fmt.Sprintf("SELECT pg_advisory_xact_lock_shared(%d, hashtext(current_schema()))", enrichedLockClass)
+	sqlEnrichedExcl    = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))", enrichedLockClass)
+)
+
+// DefaultAllowedLateness is Config.AllowedLateness's default.
+const DefaultAllowedLateness = time.Hour
+
+// EnrichOptions configures the as-of join's steps.
+type EnrichOptions struct {
+	// Eager emits every user event at once, against the organization
+	// versions known, and relies on corrections; otherwise an event waits
+	// until the organization watermark reaches its time.
+	Eager bool
+	// AllowedLateness: an organization version whose created_at is this
+	// far or less behind the organization watermark corrects the answers
+	// it changes; an older one corrects nothing.
+	AllowedLateness time.Duration
+}
+
+// EnrichStats is what one EnrichTx did beyond the ordinary.
+type EnrichStats struct {
+	// TooLate counts the batch's organization versions older than the
+	// allowed lateness: stored, correcting nothing.
+	TooLate int64
+	// Corrections counts the answers re-emitted as corrections.
+	Corrections int64
+}
+
+// EnrichTx is the as-of join's step of a batch transaction, after the raw
+// COPY of b (AppendRawTx) and before its offsets advance; the transaction
+// must end with the commit number (changelog_clock.sql) if it wrote outbox
+// rows. In one round trip it takes the enriched lock (exclusively if b has
+// organization versions), emits or holds back b's user events
+// (enriched_emit.sql) and, if b has organization versions, re-emits the
+// answers they change (enriched_correct.sql).
+//
+// It is not idempotent: it must commit exactly once per record, with the
+// raw log and the fenced offset advance, as WriteLog and WriteBatch do.
+func EnrichTx(ctx context.Context, tx pgx.Tx, b *Batch, opts EnrichOptions) (EnrichStats, error) {
+	var st EnrichStats
+	if len(b.Users)+len(b.Orgs) == 0 {
+		return st, nil
+	}
+	batch := &pgx.Batch{}
+	if len(b.Orgs) > 0 {
+		batch.Queue(sqlEnrichedExcl)
+	} else {
+		batch.Queue(sqlEnrichedShared)
+	}
+	n := len(b.Users)
+	parts, offsets := make([]int32, n), make([]int64, n)
+	if n > 0 {
+		ids, types := make([]string, n), make([]string, n)
+		names, emails, utypes, orgs := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		at := make([]time.Time, n)
+		for i := range b.Users {
+			u := &b.Users[i]
+			parts[i], offsets[i], ids[i], types[i] = u.Pos.Partition, u.Pos.Offset, u.ID, u.Type.String()
+			names[i], emails[i], utypes[i], orgs[i], at[i] = u.Username, u.Email, u.UserType, u.OrganizationName, u.ReceivedAt
+		}
+		batch.Queue(sqlEnrichedEmit, b.UserTopic, b.OrgTopic, opts.Eager, parts, offsets, ids, types, names, emails, utypes, orgs, at)
+	}
+	if len(b.Orgs) > 0 {
+		m := len(b.Orgs)
+		oparts, ooffsets, onames, created := make([]int32, m), make([]int64, m), make([]string, m), make([]time.Time, m)
+		for i := range b.Orgs {
+			o := &b.Orgs[i]
+			oparts[i], ooffsets[i], onames[i], created[i] = o.Pos.Partition, o.Pos.Offset, o.Name, o.CreatedAt
+		}
+		batch.Queue(sqlEnrichedCorrect, b.UserTopic, b.OrgTopic, opts.AllowedLateness, oparts, ooffsets, onames, created, parts, offsets).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&st.TooLate, &st.Corrections) })
+	}
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return EnrichStats{}, fmt.Errorf("enriching user events: %w", err)
+	}
+	return st, nil
+}
+
+// enrichCounts accumulates the committed EnrichStats of a Store and every
+// Store that shares its pool (WithSteps).
+type enrichCounts struct {
+	tooLate, corrections atomic.Int64
+}
+
+// EnrichedCounts returns how many organization versions were too late to
+// correct anything, and how many corrections were emitted, by the batches
+// this Store (and those sharing its pool) committed.
+func (s *Store) EnrichedCounts() (tooLate, corrections int64) {
+	if s.enriched == nil {
+		return 0, 0
+	}
+	return s.enriched.tooLate.Load(), s.enriched.corrections.Load()
+}
+
+// ReleaseEnriched emits the pending user events that the organization
+// watermark (or an idle organization topic) now lets go, at most limit of
+// them, in one transaction of their own that takes a commit number, and
+// returns how many it emitted: a caller that gets limit back should call
+// it again. Any number of processes may call it at once.
+func (s *Store) ReleaseEnriched(ctx context.Context, orgTopic string, limit int) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		if _, err := tx.Exec(ctx, sqlEnrichedShared); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, sqlEnrichedRelease, orgTopic, s.cfg.EnrichedEager, limit)
+		if err != nil {
+			return err
+		}
+		chunks, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return err
+		}
+		for _, c := range chunks {
+			n += c
+		}
+		if n == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, sqlChangelogTick)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("releasing pending enriched events: %w", err)
+	}
+	return n, nil
+}
+
+// enrichOptions is the store's EnrichOptions.
+func (s *Store) enrichOptions() EnrichOptions {
+	return EnrichOptions{Eager: s.cfg.EnrichedEager, AllowedLateness: s.cfg.AllowedLateness}
+}

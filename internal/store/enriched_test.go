@@ -1,0 +1,387 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/streamjoin/streamjoin/internal/event"
+	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
+)
+
+const (
+	usersTopic = "u"
+	orgsTopic  = "o"
+)
+
+// feeder writes batches to an Enriched store as the consumer would: each
+// through WriteBatch with the fenced advance of the partitions it covers,
+// carrying their greatest event time (the watermarks' input).
+type feeder struct {
+	t    *testing.T
+	st   *store.Store
+	gen  map[store.TopicPartition]int64
+	next map[store.TopicPartition]*int64
+}
+
+func newFeeder(t *testing.T, opts store.Config) *feeder {
+	t.Helper()
+	opts.DSN, opts.Schema, opts.Enriched = testenv.PostgresDSN(t), testenv.Schema(t), true
+	ctx := context.Background()
+	st, err := store.Open(ctx, opts, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &feeder{t: t, st: st, gen: map[store.TopicPartition]int64{}, next: map[store.TopicPartition]*int64{}}
+	tps := []store.TopicPartition{{Topic: usersTopic, Partition: 0}, {Topic: usersTopic, Partition: 1}, {Topic: orgsTopic, Partition: 0}}
+	for tp, c := range claim(t, st, tps...) {
+		f.gen[tp], f.next[tp] = c.Generation, c.Next
+	}
+	return f
+}
+
+// write commits users and orgs (their positions already set) as one batch.
+func (f *feeder) write(users []event.User, orgs []event.Org) {
+	f.t.Helper()
+	b := &store.Batch{UserTopic: usersTopic, OrgTopic: orgsTopic, Users: users, Orgs: orgs}
+	type span struct {
+		to  int64
+		max time.Time
+	}
+	spans := map[store.TopicPartition]*span{}
+	note := func(tp store.TopicPartition, off int64, at time.Time) {
+		s := spans[tp]
+		if s == nil {
+			s = &span{}
+			spans[tp] = s
+		}
+		s.to = max(s.to, off+1)
+		if at.After(s.max) {
+			s.max = at
+		}
+	}
+	for _, u := range users {
+		note(store.TopicPartition{Topic: usersTopic, Partition: u.Pos.Partition}, u.Pos.Offset, u.ReceivedAt)
+	}
+	for _, o := range orgs {
+		note(store.TopicPartition{Topic: orgsTopic, Partition: o.Pos.Partition}, o.Pos.Offset, o.CreatedAt)
+	}
+	for tp, s := range spans {
+		b.Offsets = append(b.Offsets, store.OffsetAdvance{Topic: tp.Topic, Partition: tp.Partition, Generation: f.gen[tp], From: f.next[tp], To: s.to, MaxEventTime: s.max})
+	}
+	if err := f.st.WriteBatch(context.Background(), b); err != nil {
+		f.t.Fatal(err)
+	}
+	for tp, s := range spans {
+		f.next[tp] = i64(s.to)
+	}
+}
+
+// tick advances the watermarks (out-of-orderness 0) and releases what
+// they let go, as the consumer's watermark loop does.
+func (f *feeder) tick() {
+	f.t.Helper()
+	ctx := context.Background()
+	if _, err := f.st.AdvanceWatermarks(ctx, 0); err != nil {
+		f.t.Fatal(err)
+	}
+	for {
+		n, err := f.st.ReleaseEnriched(ctx, orgsTopic, 7)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if n < 7 {
+			return
+		}
+	}
+}
+
+// idle marks the organization partition idle (if it is not already).
+func (f *feeder) idle() {
+	f.t.Helper()
+	tp := store.TopicPartition{Topic: orgsTopic, Partition: 0}
+	marked, err := f.st.MarkIdle(context.Background(), []store.IdleMark{{Topic: tp.Topic, Partition: tp.Partition, Generation: f.gen[tp], Next: f.next[tp], Since: time.Now()}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(marked) > 1 {
+		f.t.Fatalf("marking %v idle marked %v", tp, marked)
+	}
+}
+
+// emitted reads and empties the outbox's enriched events in relay order,
+// through the relay's own reads (LeadChangelog, Next, Delete).
+func (f *feeder) emitted() []store.OutboxRow {
+	f.t.Helper()
+	ctx := context.Background()
+	// The previous call's session may still be ending on the server,
+	// holding the relay's lock for a moment.
+	ob, err := f.st.LeadChangelog(ctx, time.Minute)
+	for deadline := time.Now().Add(10 * time.Second); errors.Is(err, store.ErrNotLeader) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		ob, err = f.st.LeadChangelog(ctx, time.Minute)
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer ob.Close()
+	var out []store.OutboxRow
+	var pos store.OutboxPosition
+	for {
+		rows, err := ob.Next(ctx, pos, 2)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, r := range rows {
+			if r.Event == nil {
+				f.t.Fatalf("a profile in the outbox of a store without a changelog: %+v", r)
+			}
+			out = append(out, r)
+		}
+		pos = rows[len(rows)-1].Pos
+	}
+	if err := ob.Delete(ctx, pos); err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
+
+// answer is an enriched event as the tests compare it: its key, whether a
+// correction, and the organization version it names.
+func answer(r store.OutboxRow) string {
+	e := r.Event
+	s := fmt.Sprintf("%s/%d/%d=%s", e.Topic, e.Partition, e.Offset, deref(e.OrganizationTier))
+	if e.OrgValidFrom != nil {
+		s += "@" + e.OrgValidFrom.Sub(t0).String()
+	}
+	if e.Correction {
+		s += " (correction)"
+	}
+	return s
+}
+
+func answers(rows []store.OutboxRow) []string {
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, answer(r))
+	}
+	return out
+}
+
+// TestAsOfJoinWaitsAndCorrects walks the as-of join through the rules of
+// docs/event-time.md: an event waits for the organization watermark, is
+// emitted with the version in force at its time, is corrected by a late
+// version within the allowed lateness and not by one beyond it.
+func TestAsOfJoinWaitsAndCorrects(t *testing.T) {
+	t.Parallel()
+	f := newFeeder(t, store.Config{AllowedLateness: 5 * time.Second})
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	var uoff, ooff int64
+	u := func(id string, s int) event.User {
+		uoff++
+		return user(id, event.UserCreated, id, "Acme", at(s), 0, uoff)
+	}
+	o := func(tier string, s int) event.Org {
+		ooff++
+		return org("Acme", tier, at(s), 0, ooff)
+	}
+	steps := []struct {
+		name  string
+		users []event.User
+		orgs  []event.Org
+		tick  bool
+		want  []string
+		late  int64
+	}{
+		{name: "no organization watermark yet: the event waits", users: []event.User{u("a", 12)}, tick: true},
+		{name: "gold at 10: the watermark reaches 10, the event at 12 still waits", orgs: []event.Org{o("gold", 10)}, tick: true},
+		{name: "an event at 8, behind the watermark: emitted at once, no version yet",
+			users: []event.User{u("b", 8)}, want: []string{"u/0/2=<nil>"}},
+		{name: "bronze at 5, late but within 5s of the watermark: corrects the event at 8",
+			orgs: []event.Org{o("bronze", 5)}, want: []string{"u/0/2=bronze@5s (correction)"}},
+		{name: "silver at 20: the watermark passes 12, the waiting event goes out with gold",
+			orgs: []event.Org{o("silver", 20)}, tick: true, want: []string{"u/0/1=gold@10s"}},
+		{name: "platinum at 11, beyond the allowed lateness (watermark 20): corrects nothing",
+			orgs: []event.Org{o("platinum", 11)}, late: 1},
+		{name: "an event at 11.5 arrives after it: platinum is stored, and used",
+			users: []event.User{user("c", event.UserCreated, "c", "Acme", at(11).Add(500*time.Millisecond), 1, 1)},
+			want: []string{"u/1/1=platinum@11s"}},
+		{name: "a tie at 20, a later record: it wins, and corrects nothing emitted (nothing at or after 20)",
+			orgs: []event.Org{o("iron", 20)}},
+		{name: "an event at 25: waits; the organization goes idle: it goes out with the tie's winner",
+			users: []event.User{u("d", 25)}, tick: true},
+	}
+	var wantLate int64
+	for _, s := range steps {
+		f.write(s.users, s.orgs)
+		if s.tick {
+			f.tick()
+		}
+		if got := answers(f.emitted()); !slices.Equal(got, s.want) {
+			t.Fatalf("%s:\n got %q\nwant %q", s.name, got, s.want)
+		}
+		wantLate += s.late
+		if late, _ := f.st.EnrichedCounts(); late != wantLate {
+			t.Fatalf("%s: %d too-late versions counted, want %d", s.name, late, wantLate)
+		}
+	}
+	f.idle()
+	f.tick()
+	if got, want := answers(f.emitted()), []string{"u/0/3=iron@20s"}; !slices.Equal(got, want) {
+		t.Fatalf("idle organization topic:\n got %q\nwant %q", got, want)
+	}
+	_, corrections := f.st.EnrichedCounts()
+	if corrections != 1 {
+		t.Fatalf("%d corrections counted, want 1", corrections)
+	}
+}
+
+// oracleAsOf is the as-of answer of every user event over all versions,
+// computed apart from the SQL: the greatest (created_at, partition,
+// offset) at or before the event's received_at, by name.
+func oracleAsOf(users []event.User, orgs []event.Org) map[string]string {
+	out := map[string]string{}
+	for _, u := range users {
+		var best *event.Org
+		for i := range orgs {
+			o := &orgs[i]
+			if u.OrganizationName == nil || o.Name != *u.OrganizationName || o.CreatedAt.After(u.ReceivedAt) {
+				continue
+			}
+			if best == nil || o.CreatedAt.After(best.CreatedAt) || (o.CreatedAt.Equal(best.CreatedAt) && o.Pos.Compare(best.Pos) > 0) {
+				best = o
+			}
+		}
+		a := "<nil>"
+		if best != nil {
+			a = *best.Tier + "@" + best.CreatedAt.Sub(t0).String()
+		}
+		out[fmt.Sprintf("%s/%d/%d", usersTopic, u.Pos.Partition, u.Pos.Offset)] = a
+	}
+	return out
+}
+
+// TestAsOfJoinFinalAnswerProperty: for random streams (out-of-order
+// versions, ties, unknown organizations, random batches, watermark ticks
+// and idle periods), once everything is consumed and released a compacted
+// reader holds, for every user event, the as-of answer over all versions;
+// and the emissions of each key are one first answer, then corrections
+// only, each one changing the answer.
+func TestAsOfJoinFinalAnswerProperty(t *testing.T) {
+	t.Parallel()
+	for _, eager := range []bool{false, true} {
+		for seed := range uint64(4) {
+			t.Run(fmt.Sprintf("eager=%v/seed=%d", eager, seed), func(t *testing.T) {
+				t.Parallel()
+				rng := rand.New(rand.NewPCG(seed, 77))
+				f := newFeeder(t, store.Config{EnrichedEager: eager, AllowedLateness: 1000 * time.Hour})
+				orgNames := []string{"Acme", "Initech", "Umbrella"}
+				tiers := []string{"gold", "silver", "bronze"}
+				var users []event.User
+				var orgs []event.Org
+				offs := map[int32]int64{}
+				var ooff int64
+				var emitted []store.OutboxRow
+				for step := range 60 {
+					var bu []event.User
+					var bo []event.Org
+					for range rng.IntN(6) {
+						p := int32(rng.IntN(2))
+						offs[p]++
+						name := orgNames[rng.IntN(len(orgNames))]
+						if rng.IntN(10) == 0 {
+							name = "Nowhere"
+						}
+						u := user(fmt.Sprintf("user%d", rng.IntN(20)), event.UserUpdated, "n", name, t0.Add(time.Duration(step*2+rng.IntN(30)-15)*time.Second), p, offs[p])
+						bu = append(bu, u)
+					}
+					if rng.IntN(3) == 0 {
+						for range 1 + rng.IntN(2) {
+							ooff++
+							// Versions up to 40 s out of order, on whole seconds so that ties happen.
+							o := org(orgNames[rng.IntN(len(orgNames))], tiers[rng.IntN(len(tiers))], t0.Add(time.Duration(step*2+rng.IntN(40)-30)*time.Second), 0, ooff)
+							bo = append(bo, o)
+						}
+					}
+					f.write(bu, bo)
+					users, orgs = append(users, bu...), append(orgs, bo...)
+					switch rng.IntN(6) {
+					case 0, 1, 2:
+						f.tick()
+					case 3:
+						f.idle()
+						f.tick()
+					}
+					if rng.IntN(4) == 0 {
+						emitted = append(emitted, f.emitted()...)
+					}
+				}
+				f.idle()
+				f.tick()
+				emitted = append(emitted, f.emitted()...)
+				checkEmissions(t, emitted, oracleAsOf(users, orgs))
+			})
+		}
+	}
+}
+
+// checkEmissions checks emitted against want (key → final answer): every
+// key's last answer is want's, its first emission is not a correction and
+// every later one is, and no emission repeats the one before it.
+func checkEmissions(t *testing.T, emitted []store.OutboxRow, want map[string]string) {
+	t.Helper()
+	last := map[string]store.OutboxRow{}
+	for _, r := range emitted {
+		e := r.Event
+		key := fmt.Sprintf("%s/%d/%d", e.Topic, e.Partition, e.Offset)
+		prev, seen := last[key]
+		switch {
+		case !seen && e.Correction:
+			t.Errorf("%s: first emitted as a correction", key)
+		case seen && !e.Correction:
+			t.Errorf("%s: emitted twice as a first answer", key)
+		case seen && sameAnswer(prev.Event, e):
+			t.Errorf("%s: a correction that changes nothing: %s", key, answer(r))
+		}
+		last[key] = r
+	}
+	got := map[string]string{}
+	for k, r := range last {
+		a := "<nil>"
+		if r.Event.OrgValidFrom != nil {
+			a = deref(r.Event.OrganizationTier) + "@" + r.Event.OrgValidFrom.Sub(t0).String()
+		}
+		got[k] = a
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			t.Errorf("%s: never emitted (want %s)", k, w)
+		} else if g != w {
+			t.Errorf("%s: final answer %s, want %s", k, g, w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: emitted, but no such event", k)
+		}
+	}
+}
+
+func sameAnswer(a, b *store.EnrichedEvent) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}

@@ -1,0 +1,81 @@
+-- The as-of join (docs/event-time.md, "The as-of join"): every valid user
+-- event, enriched with the organization version in force at its event time,
+-- is emitted to the enriched topic through the outbox, once the
+-- organization watermark has passed it; an organization version that
+-- arrives later, within the allowed lateness, corrects the answers it
+-- changes. Everything here is written inside the batch transactions
+-- (enriched.go).
+
+-- The versions of an organization, in precedence order (created_at, then
+-- the later record): the as-of lookup takes the greatest one at or before
+-- an event's time. The raw organization log is the versions table.
+CREATE INDEX org_events_versions_idx
+    ON org_events (organization_name, created_at, partition, "offset")
+    INCLUDE (organization_key, organization_tier);
+
+-- The events a late version may correct: an organization's events by event
+-- time. One more index entry per raw user event (BENCHMARKS.md measures
+-- what it costs).
+CREATE INDEX user_events_org_received_idx ON user_events (organization_name, received_at);
+
+-- enriched_pending: valid user events not emitted yet, because the
+-- organization watermark has not reached their event time. The watermark
+-- loop emits and deletes them (enriched_release.sql). A raw user event that
+-- is not pending has been emitted.
+CREATE TABLE enriched_pending (
+    topic             text        NOT NULL,
+    partition         integer     NOT NULL,
+    "offset"          bigint      NOT NULL,
+    id                text        NOT NULL,
+    event_type        text        NOT NULL,
+    username          text,
+    user_email        text,
+    user_type         text,
+    organization_name text,
+    received_at       timestamptz NOT NULL,
+    PRIMARY KEY (topic, partition, "offset")
+);
+CREATE INDEX enriched_pending_received_at_idx ON enriched_pending (received_at);
+
+-- enriched_event: one emitted answer. The organization_* fields and
+-- org_valid_from (the version's created_at) are NULL when no version is at
+-- or before the event's time. correction: a re-emission of an answer that
+-- a late version changed.
+CREATE TYPE enriched_event AS (
+    topic             text,
+    partition         integer,
+    "offset"          bigint,
+    id                text,
+    event_type        text,
+    username          text,
+    user_email        text,
+    user_type         text,
+    organization_name text,
+    received_at       timestamptz,
+    organization_key  text,
+    organization_tier text,
+    org_valid_from    timestamptz,
+    correction        boolean
+);
+
+-- The outbox carries both outputs: a chunk holds profiles (payload, for
+-- the changelog topic) or enriched events (events), never both, so that
+-- one relay produces both in commit order.
+ALTER TABLE changelog_outbox ALTER COLUMN payload DROP NOT NULL;
+ALTER TABLE changelog_outbox ADD COLUMN events enriched_event[];
+ALTER TABLE changelog_outbox ALTER COLUMN events SET STORAGE EXTERNAL;
+
+-- enriched_frontier: how far in event time user events may be emitted.
+-- The organization topic's watermark (none yet: nothing may), or no bound
+-- when every partition of that topic is idle (an idle organization topic
+-- never stalls the join: events go out against the versions known, and a
+-- version that arrives later corrects them) or when eager.
+CREATE FUNCTION enriched_frontier(org_topic text, eager boolean) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN eager THEN 'infinity'::timestamptz
+        WHEN (SELECT bool_and(k.idle_since IS NOT NULL) FROM kafka_offsets k WHERE k.topic = org_topic)
+            THEN 'infinity'::timestamptz
+        ELSE coalesce((SELECT w.watermark FROM watermarks w WHERE w.topic = org_topic), '-infinity'::timestamptz)
+    END
+$$;
