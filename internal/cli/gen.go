@@ -33,12 +33,29 @@ func newGenCmd() *cobra.Command {
 duplicates and invalid records, reproducibly from --seed. With --brokers it
 produces them (at --rate events/s, or as fast as possible); with --out it
 writes <out>/user_events.ndjson and <out>/org_events.ndjson (one value per
-line; null values, which NDJSON cannot hold, are skipped).`,
+line; null values, which NDJSON cannot hold, are skipped).
+
+The two streams are counted apart: --events is the number of user events,
+--org-events the number of organization events (by default one per 50 user
+events, at most one per organization plus one per 100 user events: 20 for
+--events 1000, 20,000 for the default 1,000,000). --invalid, --duplicates
+and --out-of-order are fractions of each stream, and the counts include
+them: --events 1000 --invalid 0.05 is about 950 valid and 50 invalid user
+events.`,
 		Example: `  streamjoin gen --brokers 127.0.0.1:9092 --events 100000 --rate 20000
   streamjoin gen --out ./data --events 10000 --invalid 0.05`,
 	}
 	fs := cmd.Flags()
 	workloadFlags(fs, &w)
+	// gen's own words for the counts; bench shares the flags.
+	for name, usage := range map[string]string{
+		"events":     "user events to generate, invalid and duplicate records included",
+		"org-events": "organization events to generate, invalid and duplicate records included (0: one per 50 user events, at most one per organization plus one per 100 user events)",
+		"invalid":    "fraction of each stream's records (user and organization events alike) that are invalid",
+		"duplicates": "fraction of each stream's records that repeat an earlier record of it",
+	} {
+		fs.Lookup(name).Usage = usage
+	}
 	kafkaFlags(fs, &kc, nil)
 	fs.StringVar(&userTopic, "user-topic", "user_events", "topic of user events")
 	fs.StringVar(&orgTopic, "org-topic", "org_events", "topic of organization events")
@@ -82,8 +99,9 @@ line; null values, which NDJSON cannot hold, are skipped).`,
 			return err
 		}
 		exp := g.Expected()
-		fmt.Fprintf(cmd.OutOrStdout(), "generated %d records (%d invalid); they leave %d users and %d organizations\n",
-			n, exp.Invalid[0]+exp.Invalid[1], len(exp.Users), len(exp.Orgs))
+		user, org := exp.Valid[workload.UserEvent]+exp.Invalid[workload.UserEvent], exp.Valid[workload.OrgEvent]+exp.Invalid[workload.OrgEvent]
+		fmt.Fprintf(cmd.OutOrStdout(), "generated %s: %d user events (%d invalid) and %d organization events (%d invalid); they leave %d users and %d organizations\n",
+			records(n), user, exp.Invalid[workload.UserEvent], org, exp.Invalid[workload.OrgEvent], len(exp.Users), len(exp.Orgs))
 		return nil
 	})
 	return cmd

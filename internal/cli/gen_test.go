@@ -57,6 +57,20 @@ func TestGenCommand(t *testing.T) {
 		}
 	}
 
+	// --events counts user events; organization events default to few
+	// when it is small; the summary counts each stream apart.
+	small := t.TempDir()
+	out, errOut, code = run("gen", "--out", small, "--events", "1000", "--invalid", "0.1", "--seed", "5")
+	if code != 0 || !strings.Contains(out, "generated 1020 records: 1000 user events (") || !strings.Contains(out, "and 20 organization events (") {
+		t.Fatalf("gen --events 1000 = %d\n%s%s, want 1000 user events and 20 organization events", code, out, errOut)
+	}
+	help, _, code := run("gen", "--help")
+	for _, want := range []string{"--events is the number of user events", "fraction of each stream's records", "20 for\n--events 1000"} {
+		if code != 0 || !strings.Contains(help, want) {
+			t.Errorf("gen --help does not say %q", want)
+		}
+	}
+
 	broker, _ := testenv.Kafka(t, kfake.SeedTopics(2, "user_events", "org_events"))
 	out, errOut, code = run("gen", "--brokers", broker, "--events", "500", "--org-events", "20", "--rate", "5000")
 	if code != 0 || !strings.Contains(out, "generated 520 records") {

@@ -28,8 +28,9 @@ type Config struct {
 	// Events is how many user events to generate, invalid and duplicate
 	// records included. Default 1,000,000.
 	Events int
-	// OrgEvents is how many organization events to generate. Default: one
-	// per organization plus one per 100 user events.
+	// OrgEvents is how many organization events to generate, invalid and
+	// duplicate records included. Default: DefaultOrgEvents(Orgs, Events),
+	// which stays small when Events is.
 	OrgEvents int
 	// OutOfOrder is the fraction of events that arrive late: after events
 	// with a newer event time. Default 0.05.
@@ -37,8 +38,8 @@ type Config struct {
 	// Duplicates is the fraction of records that repeat an earlier record
 	// exactly. Default 0.01.
 	Duplicates float64
-	// Invalid is the fraction of records that are not valid events.
-	// Default 0.005.
+	// Invalid is the fraction of each stream's records (user events and
+	// organization events alike) that are not valid events. Default 0.005.
 	Invalid float64
 	// KeyBy picks the record key: "time" (the event time, as the seed
 	// does, so one user's events spread over partitions) or "user" (the
@@ -61,6 +62,15 @@ const (
 	DefaultInvalid    = 0.005
 )
 
+// DefaultOrgEvents is how many organization events go with events user
+// events among orgs organizations: one per 50 user events (at least one),
+// and never more than one per organization plus one per 100 user events.
+// At the default scale (1,000,000 events, 10,000 organizations) that is
+// 20,000; for 1,000 user events, 20.
+func DefaultOrgEvents(orgs, events int) int {
+	return min(orgs+events/100, max(1, events/50))
+}
+
 // WithDefaults returns c with zero fields set to their defaults. Fractions
 // are left alone if any of them is set, so that 0 can be asked for.
 func (c Config) WithDefaults() Config {
@@ -74,7 +84,7 @@ func (c Config) WithDefaults() Config {
 		c.Events = DefaultEvents
 	}
 	if c.OrgEvents == 0 {
-		c.OrgEvents = c.Orgs + c.Events/100
+		c.OrgEvents = DefaultOrgEvents(c.Orgs, c.Events)
 	}
 	if c.KeyBy == "" {
 		c.KeyBy = "time"

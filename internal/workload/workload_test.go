@@ -158,3 +158,50 @@ func BenchmarkGenerate(b *testing.B) {
 		g.Next()
 	}
 }
+
+// Events counts user events alone; organization events have their own
+// count, whose default stays small when Events is small and is 20,000 at
+// the default scale (what the benchmarks were measured with).
+func TestCountsPerStream(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		cfg            workload.Config
+		users, orgEvts int
+	}{
+		{workload.Config{Events: 1000}, 1000, 20},
+		{workload.Config{Events: 10}, 10, 1},
+		{workload.Config{Events: 1000, OrgEvents: 7}, 1000, 7},
+		{workload.Config{Events: 5000, Orgs: 5}, 5000, 55},
+	} {
+		recs, _ := generate(t, tt.cfg)
+		var n [2]int
+		for _, r := range recs {
+			n[r.Kind]++
+		}
+		if n[workload.UserEvent] != tt.users || n[workload.OrgEvent] != tt.orgEvts {
+			t.Errorf("%+v: %d user and %d organization events, want %d and %d", tt.cfg, n[0], n[1], tt.users, tt.orgEvts)
+		}
+	}
+	if got := (workload.Config{}).WithDefaults().OrgEvents; got != 20_000 {
+		t.Errorf("default organization events = %d, want 20,000", got)
+	}
+}
+
+// Invalid is a fraction of each stream: user and organization events
+// alike carry about that share of invalid records.
+func TestInvalidIsAFractionOfEachStream(t *testing.T) {
+	t.Parallel()
+	recs, _ := generate(t, workload.Config{Users: 500, Orgs: 50, Events: 20000, OrgEvents: 4000, Invalid: 0.1, Seed: 3})
+	var n, invalid [2]int
+	for _, r := range recs {
+		n[r.Kind]++
+		if r.Invalid {
+			invalid[r.Kind]++
+		}
+	}
+	for k, name := range []string{"user", "organization"} {
+		if f := float64(invalid[k]) / float64(n[k]); f < 0.085 || f > 0.115 {
+			t.Errorf("%s events: %d of %d invalid (%.3f), want about 0.1", name, invalid[k], n[k], f)
+		}
+	}
+}
