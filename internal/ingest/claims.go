@@ -67,6 +67,7 @@ func (c *Consumer) adjustOffsets(ctx context.Context, offsets map[string]map[int
 	for _, tp := range tps {
 		cl := claims[tp]
 		c.owned[tp] = partState{next: cl.Next, gen: cl.Generation, dlqDone: dlqUnread, active: time.Now()}
+		c.behind.claimed(tp, cl.Next)
 		if cl.Next == nil {
 			offsets[tp.Topic][tp.Partition] = start
 		} else {
@@ -90,6 +91,7 @@ func (c *Consumer) disown(tps []store.TopicPartition, gens map[store.TopicPartit
 		if st, ok := c.owned[tp]; ok && st.gen == gens[tp] {
 			delete(c.owned, tp)
 			delete(c.prepared, tp)
+			c.behind.forget(tp)
 			if c.assigned[tp] {
 				c.reclaim[tp] = time.Now()
 			}
@@ -128,6 +130,7 @@ func (c *Consumer) reclaimPending(ctx context.Context, cl *kgo.Client) error {
 			continue // revoked meanwhile
 		}
 		c.owned[tp] = partState{next: claim.Next, gen: claim.Generation, dlqDone: dlqUnread, active: time.Now()}
+		c.behind.claimed(tp, claim.Next)
 		next := int64(0) // nothing committed: from the start (a reset if it is gone)
 		if claim.Next != nil {
 			next = *claim.Next

@@ -84,6 +84,7 @@ func (c *Consumer) forget(parts map[string][]int32) {
 			delete(c.assigned, tp)
 			delete(c.reclaim, tp)
 			delete(c.prepared, tp)
+			c.behind.forget(tp)
 		}
 	}
 }

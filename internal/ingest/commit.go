@@ -16,6 +16,7 @@ import (
 // finish records what p committed: the new stored offsets, the Kafka copy
 // for lag tools, and the metrics.
 func (c *Consumer) finish(p *pending, lag *lagCommitter) {
+	committedAt := time.Now()
 	b := p.b
 	c.mu.Lock()
 	commit := make(map[string]map[int32]kgo.EpochOffset)
@@ -25,6 +26,7 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 			to := a.To
 			st.next = &to
 			c.owned[tp] = st
+			c.behind.committed(tp, to)
 		}
 		if commit[a.Topic] == nil {
 			commit[a.Topic] = make(map[int32]kgo.EpochOffset)
@@ -52,6 +54,7 @@ func (c *Consumer) finish(p *pending, lag *lagCommitter) {
 	c.progress.records.Add(int64(len(b.Users) + len(b.Orgs)))
 	c.progress.batches.Add(1)
 	c.metrics.batchSeconds.Observe(time.Since(p.started).Seconds())
+	c.metrics.observeFreshness(b, committedAt)
 	c.log.Debug("batch committed", "users", len(b.Users), "orgs", len(b.Orgs), "dead_letters", len(p.dead), "took", time.Since(p.started))
 }
 

@@ -45,6 +45,7 @@ type Consumer struct {
 	dec      *event.Decoder
 	metrics  *Metrics
 	progress progress
+	behind   *lagTracker       // records behind per claimed partition (lag.go); called under mu
 	recent   recentDeadLetters // the last dead letters committed (recent.go)
 
 	joined atomic.Bool
@@ -76,6 +77,7 @@ func New(cfg Config, conn *kafka.Connector, st Writer, metrics *Metrics, logger 
 		log:      logger,
 		dec:      event.NewDecoder(cfg.MaxValueBytes),
 		metrics:  metrics,
+		behind:   newLagTracker(metrics.lag),
 		owned:    make(map[store.TopicPartition]partState),
 		assigned: make(map[store.TopicPartition]bool),
 		reclaim:  make(map[store.TopicPartition]time.Time),
@@ -122,6 +124,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	defer c.closeProducers() // after the loop, the last to use them
+	defer c.behind.reset()   // a member that stopped owns nothing
 	defer func() {
 		c.joined.Store(false)
 		lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -198,6 +201,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if fetches.IsClientClosed() || loop.Err() != nil {
 			return stop(nil)
 		}
+		c.observeEnds(fetches)
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)

@@ -20,6 +20,9 @@ type Metrics struct {
 	watermarkLag  *prometheus.GaugeVec
 	watermarkIdle *prometheus.GaugeVec
 	idleMarks     prometheus.Counter
+	// Lag (lag.go) and freshness (freshness.go).
+	lag       *prometheus.GaugeVec
+	freshness prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -66,10 +69,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "streamjoin_ingest_idle_marks_total",
 			Help: "Partitions this process marked idle.",
 		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamjoin_ingest_consumer_lag_records",
+			Help: "Records between the offset committed to PostgreSQL and the partition's end (its last stable offset: the consumer reads read_committed), for each partition this member owns, from the ends its fetches report; updated by every poll and every commit, removed when the partition is revoked. A caught-up partition of a transactional topic reads 1 (the commit marker).",
+		}, []string{"topic", "partition"}),
+		freshness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "streamjoin_ingest_freshness_seconds",
+			Help: "From a valid record's Kafka timestamp to the PostgreSQL commit of its batch, one observation per record (dead letters are not observed).",
+			// 1 ms to 65 s.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.deadLetters, m.batches, m.batchSeconds, m.writeErrors,
-			m.eventTime, m.watermark, m.watermarkLag, m.watermarkIdle, m.idleMarks)
+			m.eventTime, m.watermark, m.watermarkLag, m.watermarkIdle, m.idleMarks, m.lag, m.freshness)
 	}
 	return m
 }

@@ -42,8 +42,10 @@ func progressLine(prev, cur progressCounts, d time.Duration) ([]any, bool) {
 	}, true
 }
 
-// reportProgress logs a progressLine every interval. It blocks until ctx
-// ends, then logs what the last interval committed, if anything.
+// reportProgress logs a progressLine every interval, with the records the
+// member's partitions are behind (lag: the sum of
+// streamjoin_ingest_consumer_lag_records). It blocks until ctx ends, then
+// logs what the last interval committed, if anything.
 func (c *Consumer) reportProgress(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -51,7 +53,7 @@ func (c *Consumer) reportProgress(ctx context.Context, every time.Duration) {
 	report := func() {
 		cur, now := c.progress.read(), time.Now()
 		if attrs, ok := progressLine(prev, cur, now.Sub(last)); ok {
-			c.log.Info("progress", attrs...)
+			c.log.Info("progress", append(attrs, "lag", c.behind.total())...)
 		}
 		prev, last = cur, now // the rate is per interval, idle ones included
 	}
