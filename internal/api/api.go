@@ -194,7 +194,10 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 	return s, nil
 }
 
-// Handler returns the API's routes.
+// Handler returns the API's routes, each behind the bearer-token check of
+// its group (auth.go): with Config.APITokenFile the data routes, with
+// Config.MetricsTokenFile the metrics group, answer 401 without a token of
+// that file.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
