@@ -26,26 +26,40 @@ func newDevCmd() *cobra.Command {
 		kafkaAddr  string
 		dataDir    string
 		loadSample bool
+		pgPort     int
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything embedded: a Kafka-protocol broker, a private PostgreSQL, the pipeline and the API",
 		Long: `dev starts an in-process Kafka-protocol broker (any Kafka client can use it
 at --kafka-addr), a private PostgreSQL cluster in --data-dir (unless --postgres
-is given), the pipeline and the API. State survives restarts in --data-dir.
-SIGINT or SIGTERM stops everything cleanly.`,
-		Example: `  streamjoin dev --sample
-  curl localhost:8080/users/Ripley`,
+is given) on 127.0.0.1:--pg-port, the pipeline and the API. State survives
+restarts in --data-dir, so --sample is needed once: start again without it
+to keep the data as it is. SIGINT or SIGTERM stops everything cleanly.
+
+The private cluster's DSN, for psql and other tools:
+  postgres://postgres@127.0.0.1:54320/postgres?sslmode=disable  (schema streamjoin)`,
+		Example: `  streamjoin dev --sample    # the first time: load the sample dataset
+  streamjoin dev             # later: the same state, nothing reloaded
+  curl localhost:8080/users/Ripley
+  psql 'postgres://postgres@127.0.0.1:54320/postgres' -c 'table streamjoin.user_profiles'`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka broker (127.0.0.1 only)")
 	fs.StringVar(&dataDir, "data-dir", ".streamjoin", "directory for the broker's and PostgreSQL's data")
-	fs.BoolVar(&loadSample, "sample", false, "produce the sample dataset at start")
+	fs.BoolVar(&loadSample, "sample", false, "produce the sample dataset at start (once is enough: the state survives restarts)")
+	fs.IntVar(&pgPort, "pg-port", defaultDevPGPort, "port of the private PostgreSQL, on 127.0.0.1 (0: any free port); unused with --postgres")
+	inGroup(fs, groupPostgres, "pg-port")
+	inGroup(fs, groupKafka, "kafka-addr")
+	inGroup(fs, groupGeneral, "data-dir", "sample")
 	appFlags(fs, &cfg, "127.0.0.1:8080")
 	_ = fs.MarkHidden("brokers") // dev's broker is --kafka-addr
 	validate := func() error {
 		if _, _, err := net.SplitHostPort(kafkaAddr); err != nil {
 			return fmt.Errorf("kafka-addr %q: want host:port", kafkaAddr)
+		}
+		if pgPort < 0 || pgPort > 65535 {
+			return fmt.Errorf("pg-port %d: want a TCP port, or 0 for any free one", pgPort)
 		}
 		c := cfg
 		c.Kafka.Brokers = []string{kafkaAddr}
@@ -55,12 +69,17 @@ SIGINT or SIGTERM stops everything cleanly.`,
 		return c.Validate()
 	}
 	withConfig(cmd, validate, func(cmd *cobra.Command, logger *slog.Logger) error {
-		return runDev(cmd, cfg, logger, kafkaAddr, dataDir, loadSample)
+		return runDev(cmd, cfg, logger, kafkaAddr, dataDir, loadSample, pgPort)
 	})
 	return cmd
 }
 
-func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, dataDir string, loadSample bool) error {
+// defaultDevPGPort is the private PostgreSQL's port: fixed, so that its
+// DSN is the same on every start (README gives it), and off 5432, so that
+// it leaves a system PostgreSQL alone.
+const defaultDevPGPort = 54320
+
+func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, dataDir string, loadSample bool, pgPort int) error {
 	ctx := cmd.Context()
 	cfg.Kafka.Brokers = []string{kafkaAddr}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
@@ -85,9 +104,9 @@ func runDev(cmd *cobra.Command, cfg app.Config, logger *slog.Logger, kafkaAddr, 
 			pgDir = filepath.Join(os.TempDir(), "streamjoin-dev-postgres-"+fmt.Sprintf("%x", hash(abs)))
 			logger.Warn("running as root and the data dir is not reachable by the postgres user; keeping PostgreSQL's data elsewhere", "dir", pgDir)
 		}
-		pg, err := devenv.StartPostgres(ctx, devenv.PostgresConfig{Dir: pgDir}, logger)
+		pg, err := devenv.StartPostgres(ctx, devenv.PostgresConfig{Dir: pgDir, Port: pgPort}, logger)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (%s picks another port; 0: any free one)", err, settingRef("pg-port"))
 		}
 		defer func() {
 			if err := pg.Stop(); err != nil {
@@ -110,9 +129,10 @@ streamjoin dev is up
   PostgreSQL   : %s   (schema %s)
   HTTP API     : http://%s
   try          : curl http://%s/users/Ripley
-  stop         : Ctrl-C
+  dead letters : streamjoin dlq list --brokers %s --topic %s%s
+  stop         : Ctrl-C (the state stays in %s; start again without --sample to keep it as it is)
 `, kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.OrgTopic, cfg.Ingest.DLQSuffix, redactDSN(cfg.Store.DSN), cfg.Store.Schema,
-			net.JoinHostPort(host, port), net.JoinHostPort(host, port))
+			net.JoinHostPort(host, port), net.JoinHostPort(host, port), kafkaAddr, cfg.Ingest.UserTopic, cfg.Ingest.DLQSuffix, dataDir)
 	}
 
 	if loadSample {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -29,7 +30,8 @@ type PostgresConfig struct {
 	// Dir holds the cluster's data directory. It is created, and initdb is
 	// run on first use. Required.
 	Dir string
-	// Port to listen on, on 127.0.0.1 only. 0 picks a free port.
+	// Port to listen on, on 127.0.0.1 only. 0 picks a free port. A port
+	// in use fails the start at once, naming it.
 	Port int
 	// BinDir holds initdb and postgres. Empty: ask `pg_config --bindir`,
 	// then look in /usr/lib/postgresql/*/bin, then on PATH.
@@ -100,6 +102,17 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig, logger *slog.Logger)
 	if cfg.Dir == "" {
 		return nil, errors.New("postgres data dir is required")
 	}
+	port := cfg.Port
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	} else if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		return nil, fmt.Errorf("postgres port %d on 127.0.0.1 is in use (another PostgreSQL, or another streamjoin dev?): %w", port, err)
+	} else {
+		l.Close()
+	}
 	bin := cfg.BinDir
 	if bin == "" {
 		var err error
@@ -134,12 +147,6 @@ func StartPostgres(ctx context.Context, cfg PostgresConfig, logger *slog.Logger)
 	var tlsArgs []string
 	if cfg.TLS != nil {
 		if tlsArgs, err = writeTLS(dir, cfg.TLS, cred); err != nil {
-			return nil, err
-		}
-	}
-	port := cfg.Port
-	if port == 0 {
-		if port, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
