@@ -20,9 +20,12 @@ import (
 
 // Config configures the relay.
 type Config struct {
-	// Topic is the changelog topic. Required (an empty --changelog-topic
-	// turns the changelog off before a Relay is made).
+	// Topic is the changelog topic; empty: no changelog (an empty
+	// --changelog-topic turns it off). Topic or EnrichedTopic is required.
 	Topic string
+	// EnrichedTopic is the as-of join's topic (store.EnrichTx), keyed by
+	// the source event's "<topic>/<partition>/<offset>"; empty: none.
+	EnrichedTopic string
 	// SourceTopic is the user topic: a created changelog topic gets as many
 	// partitions. Required.
 	SourceTopic string
@@ -57,6 +60,7 @@ type Config struct {
 // Defaults.
 const (
 	DefaultTopic              = "user_profiles"
+	DefaultEnrichedTopic      = "user_events_enriched"
 	DefaultPageRows           = 5000
 	DefaultPollInterval       = time.Second
 	DefaultStandbyInterval    = 2 * time.Second
@@ -69,6 +73,9 @@ const (
 func (c Config) WithDefaults() Config {
 	if c.TransactionalID == "" {
 		c.TransactionalID = "streamjoin.changelog." + c.Topic
+		if c.Topic == "" {
+			c.TransactionalID = "streamjoin.changelog." + c.EnrichedTopic
+		}
 	}
 	if c.PageRows == 0 {
 		c.PageRows = DefaultPageRows
@@ -94,8 +101,10 @@ func (c Config) WithDefaults() Config {
 // Validate reports the first bad setting, by its flag name.
 func (c Config) Validate() error {
 	switch {
-	case c.Topic == "":
-		return errors.New("changelog-topic: required")
+	case c.Topic == "" && c.EnrichedTopic == "":
+		return errors.New("changelog-topic, enriched-topic: one is required for a relay")
+	case c.Topic == c.EnrichedTopic:
+		return fmt.Errorf("changelog-topic, enriched-topic %q: must differ", c.Topic)
 	case c.SourceTopic == "":
 		return errors.New("user-topic: required by the changelog")
 	case c.PageRows < 1:

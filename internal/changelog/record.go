@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamjoin/streamjoin/internal/dlq"
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
@@ -23,22 +24,87 @@ const (
 	HeaderCommittedAt = "streamjoin.committed-at"
 )
 
-// record is row's changelog record: the user id as key, the profile as the
-// API shows it as value, or no value (a tombstone) for a deleted user.
-func record(row *store.OutboxRow) (*kgo.Record, error) {
-	rec := &kgo.Record{
-		Key: []byte(row.Profile.ID),
-		Headers: []kgo.RecordHeader{
-			{Key: HeaderPosition, Value: []byte(fmt.Sprintf("%d/%d/%d", row.Pos.Commit, row.Pos.Seq, row.Pos.Index))},
-			{Key: HeaderCommittedAt, Value: row.CommittedAt.UTC().AppendFormat(nil, time.RFC3339Nano)},
-		},
+// Headers of the enriched topic's records, besides the position and
+// committed-at: the source event's coordinates, as on dead letters, and
+// the correction mark.
+const (
+	HeaderSourceTopic     = dlq.HeaderSourceTopic
+	HeaderSourcePartition = dlq.HeaderSourcePartition
+	HeaderSourceOffset    = dlq.HeaderSourceOffset
+	// HeaderCorrection is "true" on a re-emitted answer that a late
+	// organization version changed.
+	HeaderCorrection = "streamjoin.correction"
+)
+
+// record is row's record: a profile's (profileRecord) or an enriched
+// event's (enrichedRecord), for its output topic. It is nil for a row of
+// an output that is off (the configuration changed while rows of it were
+// in the outbox): those are dropped, with a warning once.
+func (r *Relay) record(row *store.OutboxRow) (*kgo.Record, error) {
+	topic := r.cfg.Topic
+	build := profileRecord
+	if row.Event != nil {
+		topic, build = r.cfg.EnrichedTopic, enrichedRecord
 	}
+	if topic == "" {
+		r.dropOnce.Do(func() {
+			r.log.Warn("the outbox holds rows of an output that is off; they are dropped", "commit", row.Pos.Commit, "enriched", row.Event != nil)
+		})
+		return nil, nil
+	}
+	rec, err := build(row)
+	if err != nil {
+		return nil, err
+	}
+	rec.Topic = topic
+	rec.Headers = append(rec.Headers,
+		kgo.RecordHeader{Key: HeaderPosition, Value: []byte(fmt.Sprintf("%d/%d/%d", row.Pos.Commit, row.Pos.Seq, row.Pos.Index))},
+		kgo.RecordHeader{Key: HeaderCommittedAt, Value: row.CommittedAt.UTC().AppendFormat(nil, time.RFC3339Nano)})
+	return rec, nil
+}
+
+// profileRecord is row's changelog record: the user id as key, the profile
+// as the API shows it as value, or no value (a tombstone) for a deleted
+// user.
+func profileRecord(row *store.OutboxRow) (*kgo.Record, error) {
+	rec := &kgo.Record{Key: []byte(row.Profile.ID)}
 	if !row.Deleted {
 		v, err := json.Marshal(&row.Profile)
 		if err != nil {
 			return nil, fmt.Errorf("encoding the profile of user %q: %w", row.Profile.ID, err)
 		}
 		rec.Value = v
+	}
+	return rec, nil
+}
+
+// EnrichedKey is the enriched topic's key of the user event at
+// topic/partition/offset.
+func EnrichedKey(topic string, partition int32, offset int64) string {
+	return topic + "/" + strconv.FormatInt(int64(partition), 10) + "/" + strconv.FormatInt(offset, 10)
+}
+
+// enrichedRecord is row's enriched record: keyed by the source event's
+// coordinates (EnrichedKey), the event with its organization version as
+// value, the coordinates again in headers, and HeaderCorrection on a
+// correction.
+func enrichedRecord(row *store.OutboxRow) (*kgo.Record, error) {
+	e := row.Event
+	v, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the enriched event %s/%d/%d: %w", e.Topic, e.Partition, e.Offset, err)
+	}
+	rec := &kgo.Record{
+		Key:   []byte(EnrichedKey(e.Topic, e.Partition, e.Offset)),
+		Value: v,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderSourceTopic, Value: []byte(e.Topic)},
+			{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(e.Partition), 10)},
+			{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, e.Offset, 10)},
+		},
+	}
+	if e.Correction {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderCorrection, Value: []byte("true")})
 	}
 	return rec, nil
 }

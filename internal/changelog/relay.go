@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,7 +32,8 @@ type Relay struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	partitions []int32 // the topic's, read by prepareTopic
+	partitions map[string][]int32 // each output topic's, read by prepareTopic
+	dropOnce   sync.Once          // the warning for rows of an output that is off
 
 	// beforeCommit and afterCommit, if set (by tests), run between a
 	// transaction's last produce and its commit, and after the commit with
@@ -81,7 +83,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return err
 		}
 		if !standingBy {
-			r.log.Info("another process relays the changelog; standing by", "topic", r.cfg.Topic)
+			r.log.Info("another process relays the changelog; standing by", "topics", r.cfg.topics())
 			standingBy = true
 		}
 		select {
@@ -121,7 +123,6 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 	cl, err := r.conn.NewClient("changelog",
 		kgo.TransactionalID(r.cfg.TransactionalID),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
-		kgo.DefaultProduceTopic(r.cfg.Topic),
 	)
 	if err != nil {
 		return err
@@ -141,7 +142,7 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 		return err
 	}
 	*standingBy = false
-	r.log.Info("leading the changelog relay", "topic", r.cfg.Topic, "transactional_id", r.cfg.TransactionalID, "from_commit", pos.Commit, "from_row", pos.Seq)
+	r.log.Info("leading the changelog relay", "topics", r.cfg.topics(), "transactional_id", r.cfg.TransactionalID, "from_commit", pos.Commit, "from_row", pos.Seq)
 	r.metrics.leader.Set(1)
 	defer r.metrics.leader.Set(0)
 	p := newProgress(r.log)
@@ -209,9 +210,12 @@ func (r *Relay) produce(ctx context.Context, cl *kgo.Client, rows []store.Outbox
 	}
 	failed := make(chan error, 1)
 	for i := range rows {
-		rec, err := record(&rows[i])
+		rec, err := r.record(&rows[i])
 		if err != nil {
 			return abort(err)
+		}
+		if rec == nil {
+			continue // an output that is off now (see record)
 		}
 		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {

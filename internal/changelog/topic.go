@@ -12,9 +12,21 @@ import (
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
-// prepareTopic waits for the brokers, creates the changelog topic if it is
-// missing and CreateTopic is set (compacted, with as many partitions as the
-// user topic), and records its partitions.
+// topics returns the relay's output topics: the changelog and the enriched
+// topic, those that are on.
+func (c Config) topics() []string {
+	var out []string
+	for _, t := range []string{c.Topic, c.EnrichedTopic} {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// prepareTopic waits for the brokers, creates each output topic that is
+// missing if CreateTopic is set (compacted, with as many partitions as the
+// user topic), and records their partitions.
 func (r *Relay) prepareTopic(ctx context.Context) error {
 	cl, err := r.conn.NewClient("changelog-admin")
 	if err != nil {
@@ -22,8 +34,9 @@ func (r *Relay) prepareTopic(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	return retry.Do(ctx, retry.Policy{Max: r.cfg.RetryBackoffMax}, r.log, "preparing the changelog topic", func() error {
-		details, err := adm.ListTopics(ctx, r.cfg.SourceTopic, r.cfg.Topic)
+	r.partitions = map[string][]int32{}
+	return retry.Do(ctx, retry.Policy{Max: r.cfg.RetryBackoffMax}, r.log, "preparing the output topics", func() error {
+		details, err := adm.ListTopics(ctx, append([]string{r.cfg.SourceTopic}, r.cfg.topics()...)...)
 		if err != nil {
 			return fmt.Errorf("listing topics: %w", err)
 		}
@@ -31,56 +44,72 @@ func (r *Relay) prepareTopic(ctx context.Context) error {
 		if !ok || src.Err != nil {
 			return fmt.Errorf("user topic %s does not exist yet: %v", r.cfg.SourceTopic, src.Err)
 		}
-		d, ok := details[r.cfg.Topic]
-		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			if !r.cfg.CreateTopic {
-				return fmt.Errorf("changelog topic %s does not exist (create-topics is off)", r.cfg.Topic)
+		for _, topic := range r.cfg.topics() {
+			if _, done := r.partitions[topic]; done {
+				continue
 			}
-			n := int32(len(src.Partitions))
-			compact := "compact"
-			_, err := adm.CreateTopic(ctx, n, r.cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &compact}, r.cfg.Topic)
-			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-				return fmt.Errorf("creating changelog topic %s: %w", r.cfg.Topic, err)
+			if err := r.prepareOne(ctx, adm, topic, details[topic], len(src.Partitions)); err != nil {
+				return err
 			}
-			if err == nil {
-				r.log.Info("created the changelog topic", "topic", r.cfg.Topic, "partitions", n, "cleanup_policy", compact)
-				r.partitions = make([]int32, n)
-				for i := range r.partitions {
-					r.partitions[i] = int32(i)
-				}
-				return nil
-			}
-			return errors.New("changelog topic created by another process; reading its partitions")
-		}
-		if d.Err != nil {
-			return fmt.Errorf("listing changelog topic %s: %w", r.cfg.Topic, d.Err)
-		}
-		r.partitions = d.Partitions.Numbers()
-		if len(d.Partitions) != len(src.Partitions) {
-			r.log.Warn("the changelog topic's partition count differs from the user topic's; keys still go to one partition each", "changelog", r.cfg.Topic, "partitions", len(d.Partitions), "user_topic_partitions", len(src.Partitions))
 		}
 		return nil
 	})
 }
 
-// position reads where the topic stopped: the highest outbox position in
-// the header of the last committed record of any partition (the zero
-// position if the topic is empty). Transactions commit whole pages in
-// order, so every row up to it is in the topic and none after it.
-func (r *Relay) position(ctx context.Context) (store.OutboxPosition, error) {
-	last, err := r.conn.LastRecords(ctx, "changelog-tail", r.cfg.Topic, r.partitions)
-	if err != nil {
-		return store.OutboxPosition{}, fmt.Errorf("reading where the changelog stopped: %w", err)
-	}
-	var pos store.OutboxPosition
-	for p, rec := range last {
-		at, ok := PositionOf(rec)
-		if !ok {
-			r.log.Warn("the last record of a changelog partition has no outbox position; was it written by something else?", "topic", r.cfg.Topic, "partition", p, "offset", rec.Offset)
-			continue
+// prepareOne creates topic if it is missing (d is its listing) and records
+// its partitions.
+func (r *Relay) prepareOne(ctx context.Context, adm *kadm.Client, topic string, d kadm.TopicDetail, srcPartitions int) error {
+	if d.Topic == "" || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		if !r.cfg.CreateTopic {
+			return fmt.Errorf("output topic %s does not exist (create-topics is off)", topic)
 		}
-		if pos.Less(at) {
-			pos = at
+		n := int32(srcPartitions)
+		compact := "compact"
+		_, err := adm.CreateTopic(ctx, n, r.cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &compact}, topic)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating output topic %s: %w", topic, err)
+		}
+		if err != nil {
+			return fmt.Errorf("output topic %s created by another process; reading its partitions", topic)
+		}
+		r.log.Info("created an output topic", "topic", topic, "partitions", n, "cleanup_policy", compact)
+		parts := make([]int32, n)
+		for i := range parts {
+			parts[i] = int32(i)
+		}
+		r.partitions[topic] = parts
+		return nil
+	}
+	if d.Err != nil {
+		return fmt.Errorf("listing output topic %s: %w", topic, d.Err)
+	}
+	r.partitions[topic] = d.Partitions.Numbers()
+	if len(d.Partitions) != srcPartitions {
+		r.log.Warn("an output topic's partition count differs from the user topic's; keys still go to one partition each", "topic", topic, "partitions", len(d.Partitions), "user_topic_partitions", srcPartitions)
+	}
+	return nil
+}
+
+// position reads where the output stopped: the highest outbox position in
+// the header of the last committed record of any partition of any output
+// topic (the zero position if they are empty). Transactions commit whole
+// pages in order, so every row up to it is in the topics and none after it.
+func (r *Relay) position(ctx context.Context) (store.OutboxPosition, error) {
+	var pos store.OutboxPosition
+	for _, topic := range r.cfg.topics() {
+		last, err := r.conn.LastRecords(ctx, "changelog-tail", topic, r.partitions[topic])
+		if err != nil {
+			return store.OutboxPosition{}, fmt.Errorf("reading where %s stopped: %w", topic, err)
+		}
+		for p, rec := range last {
+			at, ok := PositionOf(rec)
+			if !ok {
+				r.log.Warn("the last record of an output partition has no outbox position; was it written by something else?", "topic", topic, "partition", p, "offset", rec.Offset)
+				continue
+			}
+			if pos.Less(at) {
+				pos = at
+			}
 		}
 	}
 	return pos, nil

@@ -255,6 +255,7 @@ func appFlags(fs *pflag.FlagSet, c *app.Config, defaultAddr string) {
 	ingestFlags(fs, &c.Ingest)
 	apiFlags(fs, &c.API, defaultAddr)
 	changelogFlags(fs, &c.Changelog)
+	enrichedFlags(fs, c)
 	rawLogFlags(fs, &c.RawLogs)
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (default: off)")
 }

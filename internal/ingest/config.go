@@ -83,6 +83,11 @@ type Config struct {
 	// WatermarkInterval is how often the watermarks are advanced and idle
 	// partitions marked. Default 1s.
 	WatermarkInterval time.Duration
+	// ReleaseEnriched: the store runs the as-of join (store.Config.Enriched),
+	// and the watermark loop emits its pending events after each advance
+	// (store.ReleaseEnriched). Set by the caller from the store's
+	// configuration, not a setting of its own.
+	ReleaseEnriched bool
 }
 
 // Defaults.

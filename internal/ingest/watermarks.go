@@ -45,6 +45,9 @@ func (c *Consumer) runWatermarks(ctx context.Context) {
 			}
 			continue
 		}
+		if c.cfg.ReleaseEnriched {
+			c.releaseEnriched(ctx)
+		}
 		now := time.Now()
 		for _, w := range ws {
 			if !w.MaxEventTime.IsZero() {
@@ -60,6 +63,28 @@ func (c *Consumer) runWatermarks(ctx context.Context) {
 				idle = 1
 			}
 			c.metrics.watermarkIdle.WithLabelValues(w.Topic).Set(idle)
+		}
+	}
+}
+
+// releaseLimit is the most pending enriched events one release
+// transaction emits.
+const releaseLimit = 10000
+
+// releaseEnriched emits the pending enriched events the watermarks now let
+// go, releaseLimit at a time, until fewer are left. A failure is logged at
+// debug and left to the next tick, as the watermarks' are.
+func (c *Consumer) releaseEnriched(ctx context.Context) {
+	for {
+		n, err := c.st.ReleaseEnriched(ctx, c.cfg.OrgTopic, releaseLimit)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Debug("releasing pending enriched events", "err", err)
+			}
+			return
+		}
+		if n < releaseLimit {
+			return
 		}
 	}
 }

@@ -218,7 +218,7 @@ func TestAsOfJoinWaitsAndCorrects(t *testing.T) {
 			orgs: []event.Org{o("platinum", 11)}, late: 1},
 		{name: "an event at 11.5 arrives after it: platinum is stored, and used",
 			users: []event.User{user("c", event.UserCreated, "c", "Acme", at(11).Add(500*time.Millisecond), 1, 1)},
-			want: []string{"u/1/1=platinum@11s"}},
+			want:  []string{"u/1/1=platinum@11s"}},
 		{name: "a tie at 20, a later record: it wins, and corrects nothing emitted (nothing at or after 20)",
 			orgs: []event.Org{o("iron", 20)}},
 		{name: "an event at 25: waits; the organization goes idle: it goes out with the tie's winner",

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/streamjoin/streamjoin/internal/app"
+	"github.com/streamjoin/streamjoin/internal/changelog"
+	"github.com/streamjoin/streamjoin/internal/store"
+)
+
+// enrichedFlags are the as-of join's settings (docs/event-time.md).
+func enrichedFlags(fs *pflag.FlagSet, c *app.Config) {
+	fs.StringVar(&c.Changelog.EnrichedTopic, "enriched-topic", changelog.DefaultEnrichedTopic, "compacted topic that receives every valid user event joined to the organization version in force at its received_at, exactly once, keyed by <topic>/<partition>/<offset>, with corrections (empty: off)")
+	fs.Var(&emitValue{&c.Store.EnrichedEager}, "enriched-emit", "when an enriched event goes out: wait (once the organization watermark reaches its time) or eager (at once; late versions correct it)")
+	fs.DurationVar(&c.Store.AllowedLateness, "allowed-lateness", store.DefaultAllowedLateness, "an organization version this far or less behind the organization watermark corrects the enriched events it changes; an older one corrects nothing (counted in streamjoin_enriched_too_late_versions_total)")
+}
+
+// emitValue is --enriched-emit: "wait" or "eager".
+type emitValue struct{ eager *bool }
+
+func (v *emitValue) String() string {
+	if v.eager != nil && *v.eager {
+		return "eager"
+	}
+	return "wait"
+}
+
+func (v *emitValue) Set(s string) error {
+	switch s {
+	case "wait":
+		*v.eager = false
+	case "eager":
+		*v.eager = true
+	default:
+		return fmt.Errorf("%q: want wait or eager", s)
+	}
+	return nil
+}
+
+func (v *emitValue) Type() string { return "wait|eager" }
