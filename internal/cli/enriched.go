@@ -15,6 +15,9 @@ func enrichedFlags(fs *pflag.FlagSet, c *app.Config) {
 	fs.StringVar(&c.Changelog.EnrichedTopic, "enriched-topic", changelog.DefaultEnrichedTopic, "compacted topic that receives every valid user event joined to the organization version in force at its received_at, exactly once, keyed by <topic>/<partition>/<offset>, with corrections (empty: off)")
 	fs.Var(&emitValue{&c.Store.EnrichedEager}, "enriched-emit", "when an enriched event goes out: wait (once the organization watermark reaches its time) or eager (at once; late versions correct it)")
 	fs.DurationVar(&c.Store.AllowedLateness, "allowed-lateness", store.DefaultAllowedLateness, "an organization version this far or less behind the organization watermark corrects the enriched events it changes; an older one corrects nothing (counted in streamjoin_enriched_too_late_versions_total)")
+	for name, group := range map[string]string{"enriched-topic": groupKafka, "enriched-emit": groupIngest, "allowed-lateness": groupIngest} {
+		_ = fs.SetAnnotation(name, groupAnnotation, []string{group}) // the flags exist: registered above
+	}
 }
 
 // emitValue is --enriched-emit: "wait" or "eager".
