@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/env"
@@ -165,11 +166,67 @@ func ingestFlags(fs *pflag.FlagSet, c *ingest.Config) {
 	fs.DurationVar(&c.RetryBackoffMax, "retry-backoff-max", d.RetryBackoffMax, "cap of the backoff between retries of a failed write")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long the batch in flight may take to commit at shutdown")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", d.SessionTimeout, "how long the group waits for a silent member before reassigning its partitions")
-	fs.DurationVar(&c.ProgressInterval, "progress-interval", d.ProgressInterval, "how often to log a progress line while records are committed (none while idle)")
+	progress := &durationFlag{p: &c.ProgressInterval}
+	*progress.p = d.ProgressInterval
+	fs.Var(progress, "log-progress-interval", "how often to log a progress line (records/s, records behind, dead letters) while records are committed (none while idle)")
+	fs.Var(&aliasFlag{fs: fs, to: "log-progress-interval", target: progress}, "progress-interval", "the former name of --log-progress-interval")
+	_ = fs.MarkDeprecated("progress-interval", "use --log-progress-interval")
 	fs.DurationVar(&c.RebalanceTimeout, "rebalance-timeout", d.RebalanceTimeout, "how long a rebalance waits for each member to finish its batch and rejoin")
 	fs.DurationVar(&c.MaxOutOfOrderness, "max-out-of-orderness", d.MaxOutOfOrderness, "how far, in event time, an event may be behind the newest of its partition: a partition's watermark is its newest event time minus this")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "a partition caught up with no records for this long stops holding its topic's watermark back")
 	fs.DurationVar(&c.WatermarkInterval, "watermark-interval", d.WatermarkInterval, "how often watermarks are advanced and idle partitions marked")
+}
+
+// durationFlag is a duration flag bound to p that knows whether anything
+// (command line, environment, file) set it.
+type durationFlag struct {
+	p   *time.Duration
+	set bool
+}
+
+func (v *durationFlag) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+func (v *durationFlag) Type() string { return "duration" }
+func (v *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*v.p, v.set = d, true
+	return nil
+}
+
+// aliasFlag is a deprecated flag's value: setting it sets the flag to of
+// fs (whose value is target) instead, unless that flag has a value of its
+// own. So the old name keeps working from the command line, the
+// environment or the file, the new name wins when both are given at the
+// same level, and either given on the command line wins over the other
+// from the environment or the file (applyConfig skips flags marked
+// Changed, which is why an alias from the command line marks its target).
+type aliasFlag struct {
+	fs     *pflag.FlagSet
+	to     string
+	target *durationFlag
+}
+
+func (a *aliasFlag) String() string { return a.target.String() }
+func (a *aliasFlag) Type() string   { return a.target.Type() }
+func (a *aliasFlag) Set(s string) error {
+	to := a.fs.Lookup(a.to)
+	if to.Changed || a.target.set {
+		_, err := time.ParseDuration(s) // still refuse a bad value
+		return err
+	}
+	if err := a.target.Set(s); err != nil {
+		return err
+	}
+	a.target.set = false // set by the alias, not by its own name
+	to.Changed = true
+	return nil
 }
 
 func apiFlags(fs *pflag.FlagSet, c *api.Config, defaultAddr string) {

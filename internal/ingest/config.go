@@ -225,7 +225,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("session-timeout %s: must be at least 1s", c.SessionTimeout)
 	}
 	if c.ProgressInterval < 100*time.Millisecond {
-		return fmt.Errorf("progress-interval %s: must be at least 100ms", c.ProgressInterval)
+		return fmt.Errorf("log-progress-interval %s: must be at least 100ms", c.ProgressInterval)
 	}
 	if c.RebalanceTimeout < time.Second {
 		return fmt.Errorf("rebalance-timeout %s: must be at least 1s", c.RebalanceTimeout)
