@@ -16,6 +16,7 @@ import (
 type progressLines struct {
 	mu      sync.Mutex
 	records []int64 // the "records" attribute of each line
+	noLag   int     // lines without a "lag" (records behind) attribute
 }
 
 func (p *progressLines) Enabled(context.Context, slog.Level) bool { return true }
@@ -25,7 +26,9 @@ func (p *progressLines) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "progress" {
 		return nil
 	}
+	lag := false
 	r.Attrs(func(a slog.Attr) bool {
+		lag = lag || a.Key == "lag" && a.Value.Kind() == slog.KindInt64 && a.Value.Int64() >= 0
 		if a.Key == "records" {
 			p.mu.Lock()
 			p.records = append(p.records, a.Value.Int64())
@@ -33,6 +36,11 @@ func (p *progressLines) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
+	if !lag {
+		p.mu.Lock()
+		p.noLag++
+		p.mu.Unlock()
+	}
 	return nil
 }
 
@@ -78,5 +86,8 @@ func TestProgressLines(t *testing.T) {
 	n, total := lines.sum()
 	if n == 0 || total != valid {
 		t.Fatalf("%d progress lines reporting %d records, want lines adding up to the %d valid records", n, total, valid)
+	}
+	if lines.noLag > 0 {
+		t.Errorf("%d of %d progress lines carry no lag (records behind)", lines.noLag, n)
 	}
 }
