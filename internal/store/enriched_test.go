@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/store"
 	"github.com/streamjoin/streamjoin/internal/testenv"
@@ -384,4 +386,91 @@ func sameAnswer(a, b *store.EnrichedEvent) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+// TestAsOfJoinEmissionAndCorrectionSeeEachOther races a user event's
+// emission against an organization version that changes its answer, in
+// both orders: whichever transaction commits second must see the other,
+// so that the event ends with the version (emitted with it, or corrected
+// to it). The enriched lock is what makes the second wait.
+func TestAsOfJoinEmissionAndCorrectionSeeEachOther(t *testing.T) {
+	t.Parallel()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	userBatch := &store.Batch{UserTopic: usersTopic, OrgTopic: orgsTopic,
+		Users: []event.User{user("a", event.UserCreated, "a", "Acme", at(15), 0, 1)}}
+	orgBatch := &store.Batch{UserTopic: usersTopic, OrgTopic: orgsTopic,
+		Orgs: []event.Org{org("Acme", "gold", at(10), 0, 1)}}
+	for _, tc := range []struct {
+		name          string
+		first, second *store.Batch
+		want          []string
+	}{
+		{"the emission first: the version corrects it", userBatch, orgBatch,
+			[]string{"u/0/1=<nil>", "u/0/1=gold@10s (correction)"}},
+		{"the version first: the emission sees it", orgBatch, userBatch,
+			[]string{"u/0/1=gold@10s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFeeder(t, store.Config{})
+			opts := store.EnrichOptions{Eager: true, AllowedLateness: time.Hour}
+			ctx := context.Background()
+			begin := func() (pgx.Tx, uint32) {
+				conn := testenv.Conn(t)
+				if _, err := conn.Exec(ctx, "SET search_path = "+f.st.Schema()); err != nil {
+					t.Fatal(err)
+				}
+				tx, err := conn.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = tx.Rollback(ctx) }) // after Commit: a no-op
+				return tx, conn.PgConn().PID()
+			}
+			write := func(tx pgx.Tx, b *store.Batch) error {
+				if err := store.AppendRawTx(ctx, tx, b); err != nil {
+					return err
+				}
+				if _, err := store.EnrichTx(ctx, tx, b, opts); err != nil {
+					return err
+				}
+				if err := store.NumberCommitTx(ctx, tx); err != nil {
+					return err
+				}
+				return tx.Commit(ctx)
+			}
+			tx1, pid1 := begin()
+			if err := store.AppendRawTx(ctx, tx1, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.EnrichTx(ctx, tx1, tc.first, opts); err != nil {
+				t.Fatal(err)
+			}
+			tx2, _ := begin()
+			done := make(chan error, 1)
+			go func() { done <- write(tx2, tc.second) }()
+			err, finished := testenv.WaitBlockedOrDone(t, pid1, done)
+			if finished {
+				t.Errorf("the second transaction did not wait for the first (err %v)", err)
+				done <- err
+			}
+			if err := store.NumberCommitTx(ctx, tx1); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx1.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the second transaction never finished")
+			}
+			if got := answers(f.emitted()); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

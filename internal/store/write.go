@@ -82,13 +82,19 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-// tickTx takes the transaction's commit number, if the store writes to
-// the outbox (a no-op statement when the transaction wrote no outbox row).
-// It must be tx's last statement: the clock's lock is held until commit.
+// tickTx is NumberCommitTx, if the store writes to the outbox.
 func (s *Store) tickTx(ctx context.Context, tx pgx.Tx) error {
 	if !s.cfg.Changelog && !s.cfg.Enriched {
 		return nil
 	}
+	return NumberCommitTx(ctx, tx)
+}
+
+// NumberCommitTx takes tx's outbox commit number (changelog_clock.sql) if
+// tx wrote outbox rows, and wakes the relay; it does nothing otherwise. It
+// must be tx's last statement: the clock's lock is held until tx ends, and
+// serializes the commits of every transaction that wrote to the outbox.
+func NumberCommitTx(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, sqlChangelogTick); err != nil {
 		return fmt.Errorf("numbering the outbox commit: %w", err)
 	}
