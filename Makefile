@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/streamjoin
 PKGS     := ./...
 
-.PHONY: all build image dev test test-short bench chaos fuzz vet fmt postgres clean
+.PHONY: all build image dev test test-short bench chaos fuzz vet fmt postgres chromium clean
 
 all: build
 
@@ -22,13 +22,18 @@ image: build
 postgres:
 	@scripts/ensure-postgres.sh
 
+## chromium: install Debian's chromium if /usr/bin/chromium is missing (the
+## status page's browser test drives it headless)
+chromium:
+	@scripts/ensure-chromium.sh
+
 ## dev: embedded Kafka broker + private PostgreSQL + pipeline + API + sample data
 dev: postgres build
 	./$(BIN) dev --sample
 
 ## test: vet, every test (unit and integration, against kfake and a private
 ## PostgreSQL), the fuzz corpora, and each benchmark once so they keep working
-test: postgres vet
+test: postgres chromium vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
 
