@@ -27,6 +27,7 @@ const (
 // carrying their greatest event time (the watermarks' input).
 type feeder struct {
 	t    *testing.T
+	cfg  store.Config
 	st   *store.Store
 	gen  map[store.TopicPartition]int64
 	next map[store.TopicPartition]*int64
@@ -44,12 +45,25 @@ func newFeeder(t *testing.T, opts store.Config) *feeder {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &feeder{t: t, st: st, gen: map[store.TopicPartition]int64{}, next: map[store.TopicPartition]*int64{}}
+	f := &feeder{t: t, cfg: opts, st: st, gen: map[store.TopicPartition]int64{}, next: map[store.TopicPartition]*int64{}}
 	tps := []store.TopicPartition{{Topic: usersTopic, Partition: 0}, {Topic: usersTopic, Partition: 1}, {Topic: orgsTopic, Partition: 0}}
 	for tp, c := range claim(t, st, tps...) {
 		f.gen[tp], f.next[tp] = c.Generation, c.Next
 	}
 	return f
+}
+
+// restart closes the store and opens another on the same schema, as a
+// restarted process would: everything it goes on from is in PostgreSQL.
+func (f *feeder) restart() {
+	f.t.Helper()
+	f.st.Close()
+	st, err := store.Open(context.Background(), f.cfg, testenv.Logger(f.t))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(st.Close)
+	f.st = st
 }
 
 // write commits users and orgs (their positions already set) as one batch.
@@ -278,7 +292,7 @@ func oracleAsOf(users []event.User, orgs []event.Org) map[string]string {
 
 // TestAsOfJoinFinalAnswerProperty: for random streams (out-of-order
 // versions, ties, unknown organizations, random batches, watermark ticks
-// and idle periods), once everything is consumed and released a compacted
+// idle periods and restarts), once everything is consumed and released a compacted
 // reader holds, for every user event, the as-of answer over all versions;
 // and the emissions of each key are one first answer, then corrections
 // only, each one changing the answer.
@@ -326,6 +340,8 @@ func TestAsOfJoinFinalAnswerProperty(t *testing.T) {
 					case 3:
 						f.idle()
 						f.tick()
+					case 4:
+						f.restart()
 					}
 					if rng.IntN(4) == 0 {
 						emitted = append(emitted, f.emitted()...)
