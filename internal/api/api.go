@@ -1,8 +1,9 @@
 // Package api serves the joined state over HTTP: GET /users/{name}, the
 // browsing routes (GET /users?name=…|organization=…, /users/by-id/{id},
 // its /history, /organizations, /organizations/{name}), /openapi.json and
-// /docs, /health, /ready and /metrics. openapi.json describes every route
-// (routes.go lists them; TestSpecMatchesRoutes holds the two together).
+// /docs, /health, /ready, /metrics and the status page at / (statuspage.go).
+// openapi.json describes every route (routes.go lists them;
+// TestSpecMatchesRoutes holds the two together).
 // Errors are RFC 9457 problem details (application/problem+json), mapped
 // from Go errors in one place (httpStatus): a database outage is a 503, a
 // bug (an unknown error, a panic in a handler or in a lookup) is a logged
