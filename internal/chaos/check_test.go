@@ -41,6 +41,13 @@ type figures struct {
 	ChangelogKeysDiffering  int `json:"changelog_keys_differing_from_view"`
 	ChangelogOutOfOrder     int `json:"changelog_records_out_of_order"`
 	ChangelogCommitsMissing int `json:"changelog_commits_missing"`
+	// The enriched topic, read read_committed (enriched_test.go).
+	EnrichedRecords       int `json:"enriched_records"`
+	EnrichedCorrections   int `json:"enriched_corrections"`
+	EnrichedMissing       int `json:"enriched_events_missing"`
+	EnrichedKeysDiffering int `json:"enriched_keys_differing_from_oracle"`
+	EnrichedDuplicated    int `json:"enriched_records_duplicated"`
+	EnrichedUnexpected    int `json:"enriched_records_unexpected"`
 	DurationSeconds         int `json:"duration_seconds"`
 }
 
@@ -187,7 +194,7 @@ func (h *harness) check(s *stream, f *figures) {
 	if f.DLQLost+f.DLQUnexpected+f.DLQDuplicated > 0 {
 		h.t.Errorf("dead letters: %d lost, %d duplicated, %d unexpected", f.DLQLost, f.DLQDuplicated, f.DLQUnexpected)
 	}
-	h.checkChangelog(f)
+	h.checkChangelog(f, h.checkEnriched(s, f))
 }
 
 type deadLetter struct {

@@ -59,6 +59,9 @@ func (h *harness) start(extra ...string) *proc {
 		"--pg-idle-in-transaction-timeout", "2s",
 		"--retry-backoff-max", "1s",
 		"--max-poll-records", "2000",
+		// Idle organization partitions release the enriched events soon
+		// after the stream ends (enriched_test.go).
+		"--idle-timeout", "1s",
 		"--shutdown-timeout", "10s",
 		"--log-format", "json",
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/workload"
 )
 
@@ -27,6 +28,10 @@ type stream struct {
 	ends    map[string]map[int32]int64 // topic → partition → end offset
 	invalid map[string]map[position]bool
 	valid   map[string]int
+	// The valid records as acknowledged, for the as-of join's oracle
+	// (enriched_test.go).
+	users []event.User
+	orgs  []event.Org
 }
 
 // ended reports whether the producer has finished.
@@ -98,7 +103,7 @@ func (h *harness) produceAll(g *workload.Generator, s *stream, rate int, pause f
 				break
 			}
 			kr := &kgo.Record{Topic: topicOf(r.Kind), Key: r.Key, Value: r.Value}
-			invalid := r.Invalid
+			invalid, kind := r.Invalid, r.Kind
 			cl.Produce(context.Background(), kr, func(kr *kgo.Record, err error) {
 				if err != nil {
 					errMu.Lock()
@@ -115,6 +120,7 @@ func (h *harness) produceAll(g *workload.Generator, s *stream, rate int, pause f
 					s.invalid[kr.Topic][position{kr.Partition, kr.Offset}] = true
 				} else {
 					s.valid[kr.Topic]++
+					s.keep(kind, kr)
 				}
 			})
 		}
@@ -134,6 +140,25 @@ func (h *harness) produceAll(g *workload.Generator, s *stream, rate int, pause f
 		return err
 	}
 	return firstErr
+}
+
+// oracleDecoder decodes the valid records for the oracle (the as-of logic
+// is the oracle's own; parsing is the decoder's, tested apart).
+var oracleDecoder = event.NewDecoder(1 << 20)
+
+// keep records a valid record's decoded event, with its position; s.mu is
+// held.
+func (s *stream) keep(kind workload.Kind, kr *kgo.Record) {
+	pos := event.Position{Partition: kr.Partition, Offset: kr.Offset}
+	if kind == workload.OrgEvent {
+		if o, err := oracleDecoder.Org(kr.Value, pos); err == nil {
+			s.orgs = append(s.orgs, o)
+		}
+		return
+	}
+	if u, err := oracleDecoder.User(kr.Value, pos); err == nil {
+		s.users = append(s.users, u)
+	}
 }
 
 func newRand(t *testing.T) *rand.Rand {
