@@ -48,7 +48,7 @@ type figures struct {
 	EnrichedKeysDiffering int `json:"enriched_keys_differing_from_oracle"`
 	EnrichedDuplicated    int `json:"enriched_records_duplicated"`
 	EnrichedUnexpected    int `json:"enriched_records_unexpected"`
-	DurationSeconds         int `json:"duration_seconds"`
+	DurationSeconds       int `json:"duration_seconds"`
 }
 
 // check compares PostgreSQL and the dead-letter topics (read
