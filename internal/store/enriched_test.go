@@ -26,11 +26,15 @@ const (
 // through WriteBatch with the fenced advance of the partitions it covers,
 // carrying their greatest event time (the watermarks' input).
 type feeder struct {
-	t    *testing.T
-	cfg  store.Config
-	st   *store.Store
-	gen  map[store.TopicPartition]int64
-	next map[store.TopicPartition]*int64
+	t       *testing.T
+	windows bool // emitted returns activity windows, not enriched events
+	cfg     store.Config
+	st      *store.Store
+	gen     map[store.TopicPartition]int64
+	// activityLateBefore: the too-late events the stores before the last
+	// restart counted (a Store's counts start at 0).
+	activityLateBefore int64
+	next               map[store.TopicPartition]*int64
 }
 
 func newFeeder(t *testing.T, opts store.Config) *feeder {
@@ -57,6 +61,8 @@ func newFeeder(t *testing.T, opts store.Config) *feeder {
 // restarted process would: everything it goes on from is in PostgreSQL.
 func (f *feeder) restart() {
 	f.t.Helper()
+	late, _ := f.st.ActivityCounts()
+	f.activityLateBefore += late
 	f.st.Close()
 	st, err := store.Open(context.Background(), f.cfg, testenv.Logger(f.t))
 	if err != nil {
@@ -135,8 +141,9 @@ func (f *feeder) idle() {
 	}
 }
 
-// emitted reads and empties the outbox's enriched events in relay order,
-// through the relay's own reads (LeadChangelog, Next, Delete).
+// emitted reads and empties the outbox in relay order, through the
+// relay's own reads (LeadChangelog, Next, Delete), and returns its
+// enriched events (or, if f.windows, its activity windows).
 func (f *feeder) emitted() []store.OutboxRow {
 	f.t.Helper()
 	ctx := context.Background()
@@ -162,8 +169,11 @@ func (f *feeder) emitted() []store.OutboxRow {
 			break
 		}
 		for _, r := range rows {
-			if r.Event == nil {
+			if r.Event == nil && r.Window == nil {
 				f.t.Fatalf("a profile in the outbox of a store without a changelog: %+v", r)
+			}
+			if (r.Event != nil) == f.windows {
+				continue // the other output's
 			}
 			out = append(out, r)
 		}

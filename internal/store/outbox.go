@@ -38,15 +38,33 @@ func (p OutboxPosition) Less(q OutboxPosition) bool {
 	return p.Index < q.Index
 }
 
-// OutboxRow is one emitted profile change, or, when Event is not nil, one
-// answer of the as-of join. Deleted means a tombstone: only Profile.ID is
-// set.
+// OutboxRow is one emitted profile change; or, when Event is not nil, one
+// answer of the as-of join; or, when Window is not nil, one activity
+// window. Deleted means a tombstone: only Profile.ID is set.
 type OutboxRow struct {
 	Pos         OutboxPosition
 	CommittedAt time.Time // just before the writing transaction committed
 	Deleted     bool
 	Profile     Profile
-	Event       *EnrichedEvent // nil: a profile
+	Event       *EnrichedEvent  // an enriched event's row
+	Window      *ActivityWindow // an activity window's row
+}
+
+// ActivityWindow is one emitted window of an organization's activity. Its
+// JSON is the activity topic's value.
+type ActivityWindow struct {
+	OrganizationName string    `json:"organization_name"`
+	Start            time.Time `json:"window_start"`
+	End              time.Time `json:"window_end"`
+	Created          int64     `json:"user_created"`
+	Updated          int64     `json:"user_updated"`
+	Deleted          int64     `json:"user_deleted"`
+	ActiveUsers      int64     `json:"active_users"`
+	// Final: the user watermark has passed End plus the allowed lateness;
+	// the window changes no more.
+	Final bool `json:"final"`
+	// Correction: a re-emission because a late event changed the window.
+	Correction bool `json:"-"`
 }
 
 // EnrichedEvent is one answer of the as-of join: a valid user event with
@@ -141,23 +159,36 @@ func (o *Outbox) Next(ctx context.Context, pos OutboxPosition, chunks int) ([]Ou
 // enriched event (kind 1).
 func scanOutboxRow(row pgx.CollectableRow) (OutboxRow, error) {
 	var (
-		r                OutboxRow
-		kind             int
-		name             *string
-		at               *time.Time
-		topic, eventType *string
-		partition        *int32
-		offset           *int64
-		orgKey           *string
-		validFrom        *time.Time
-		correction       *bool
+		r                         OutboxRow
+		kind                      int
+		name                      *string
+		at                        *time.Time
+		topic, eventType          *string
+		partition                 *int32
+		offset                    *int64
+		orgKey                    *string
+		validFrom                 *time.Time
+		correction, final         *bool
+		created, updated, deleted *int64
+		activeUsers               *int64
 	)
 	err := row.Scan(&r.Pos.Commit, &r.Pos.Seq, &r.CommittedAt, &r.Pos.Index, &kind,
 		&r.Profile.ID, &r.Deleted, &name, &r.Profile.UserEmail, &r.Profile.UserType,
 		&r.Profile.OrganizationName, &r.Profile.OrganizationTier, &at,
-		&topic, &partition, &offset, &eventType, &orgKey, &validFrom, &correction)
+		&topic, &partition, &offset, &eventType, &orgKey, &validFrom, &correction,
+		&created, &updated, &deleted, &activeUsers, &final)
 	if err != nil {
 		return r, err
+	}
+	if kind == 2 {
+		if r.Profile.OrganizationName == nil || at == nil || validFrom == nil || correction == nil ||
+			created == nil || updated == nil || deleted == nil || activeUsers == nil || final == nil {
+			return r, fmt.Errorf("outbox chunk %d/%d: an activity window with a column missing", r.Pos.Commit, r.Pos.Seq)
+		}
+		r.Window = &ActivityWindow{OrganizationName: *r.Profile.OrganizationName, Start: at.UTC(), End: validFrom.UTC(),
+			Created: *created, Updated: *updated, Deleted: *deleted, ActiveUsers: *activeUsers, Final: *final, Correction: *correction}
+		r.Profile, r.Deleted = Profile{}, false
+		return r, nil
 	}
 	if at != nil {
 		r.Profile.ReceivedAt = at.UTC()

@@ -54,8 +54,19 @@ type Config struct {
 	// EnrichedEager: see EnrichOptions.Eager. Default false (wait for the
 	// organization watermark).
 	EnrichedEager bool
-	// AllowedLateness: see EnrichOptions.AllowedLateness. Default 1h.
+	// AllowedLateness: see EnrichOptions.AllowedLateness and
+	// ActivityOptions.AllowedLateness. Default 1h.
 	AllowedLateness time.Duration
+	// Activity makes every log write count the windowed organization
+	// activity (ActivityTx), for the relay's activity topic. Every writer
+	// of one schema must agree on it. Default false.
+	Activity bool
+	// Window is the activity windows' length (ActivityOptions.Window).
+	// Every writer of one schema must agree on it. Default 1h.
+	Window time.Duration
+	// WindowRetention: final windows that ended this long before the user
+	// watermark are deleted (FireWindows). Default 30 days.
+	WindowRetention time.Duration
 }
 
 // Defaults for Config.
@@ -83,6 +94,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AllowedLateness == 0 {
 		c.AllowedLateness = DefaultAllowedLateness
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.WindowRetention == 0 {
+		c.WindowRetention = DefaultWindowRetention
 	}
 	return c
 }
@@ -116,6 +133,12 @@ func (c Config) Validate() error {
 	}
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("allowed-lateness %s: must not be negative", c.AllowedLateness)
+	}
+	if c.Window < time.Second || c.Window%time.Second != 0 {
+		return fmt.Errorf("window %s: must be whole seconds, at least 1s", c.Window)
+	}
+	if c.WindowRetention < 0 {
+		return fmt.Errorf("window-retention %s: must not be negative", c.WindowRetention)
 	}
 	return nil
 }
@@ -163,6 +186,9 @@ type Store struct {
 	// enriched counts the committed as-of join's statistics (nil when
 	// the store is not Enriched); shared by WithSteps' copies.
 	enriched *enrichCounts
+	// activity: the same for the windowed activity (nil when not
+	// Activity).
+	activity *activityCounts
 }
 
 // Open creates the pool; it does not wait for the database, so a process can
@@ -188,6 +214,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	st := &Store{pool: pool, read: pool, cfg: cfg, logger: logger}
 	if cfg.Enriched {
 		st.enriched = &enrichCounts{}
+	}
+	if cfg.Activity {
+		st.activity = &activityCounts{}
 	}
 	if cfg.ReadDSN != "" && cfg.ReadDSN != cfg.DSN {
 		if st.read, err = newReadPool(ctx, cfg, cfg.ReadDSN); err != nil {

@@ -60,7 +60,7 @@ func (s *Store) WithSteps(steps ...Step) *Store {
 // offset, WriteBatch rolls back and returns a *FencedError. Other errors can
 // be sorted with Classify; the caller decides whether to retry.
 func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
-	var stats EnrichStats
+	var stats outputStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := AppendRawTx(ctx, tx, b); err != nil {
 			return err
@@ -78,13 +78,13 @@ func (s *Store) WriteBatch(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return fmt.Errorf("writing batch: %w", err)
 	}
-	s.countEnriched(stats)
+	s.countOutputs(stats)
 	return nil
 }
 
 // tickTx is NumberCommitTx, if the store writes to the outbox.
 func (s *Store) tickTx(ctx context.Context, tx pgx.Tx) error {
-	if !s.cfg.Changelog && !s.cfg.Enriched {
+	if !s.cfg.Changelog && !s.cfg.Enriched && !s.cfg.Activity {
 		return nil
 	}
 	return NumberCommitTx(ctx, tx)
@@ -101,11 +101,15 @@ func NumberCommitTx(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// countEnriched adds a committed transaction's stats to the store's.
-func (s *Store) countEnriched(st EnrichStats) {
+// countOutputs adds a committed transaction's stats to the store's.
+func (s *Store) countOutputs(st outputStats) {
 	if s.enriched != nil {
-		s.enriched.tooLate.Add(st.TooLate)
-		s.enriched.corrections.Add(st.Corrections)
+		s.enriched.tooLate.Add(st.enriched.TooLate)
+		s.enriched.corrections.Add(st.enriched.Corrections)
+	}
+	if s.activity != nil {
+		s.activity.tooLate.Add(st.activity.TooLate)
+		s.activity.corrections.Add(st.activity.Corrections)
 	}
 }
 
@@ -139,7 +143,7 @@ func (s *Store) WriteState(ctx context.Context, b *Batch) error {
 // not idempotent, so they commit exactly once with the fenced advance; a
 // fenced WriteLog rolls back and returns a *FencedError.
 func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
-	var stats EnrichStats
+	var stats outputStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := AppendRawTx(ctx, tx, b); err != nil {
 			return err
@@ -148,7 +152,7 @@ func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
 		if stats, err = s.stepsAndAdvanceTx(ctx, tx, b); err != nil {
 			return err
 		}
-		if !s.cfg.Enriched {
+		if !s.cfg.Enriched && !s.cfg.Activity {
 			return nil
 		}
 		return s.tickTx(ctx, tx)
@@ -156,27 +160,38 @@ func (s *Store) WriteLog(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return fmt.Errorf("writing log: %w", err)
 	}
-	s.countEnriched(stats)
+	s.countOutputs(stats)
 	return nil
 }
 
-// stepsAndAdvanceTx runs the as-of join's step (EnrichTx, for an Enriched
-// store), the steps, then the fenced advance of b's offsets, in tx: the
+// stepsAndAdvanceTx runs the output steps (EnrichTx for an Enriched store,
+// ActivityTx for an Activity store), the steps, then the fenced advance of b's offsets, in tx: the
 // end of every batch transaction.
-func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) (EnrichStats, error) {
-	var stats EnrichStats
+func (s *Store) stepsAndAdvanceTx(ctx context.Context, tx pgx.Tx, b *Batch) (outputStats, error) {
+	var stats outputStats
+	var err error
 	if s.cfg.Enriched {
-		var err error
-		if stats, err = EnrichTx(ctx, tx, b, s.enrichOptions()); err != nil {
-			return EnrichStats{}, err
+		if stats.enriched, err = EnrichTx(ctx, tx, b, s.enrichOptions()); err != nil {
+			return outputStats{}, err
+		}
+	}
+	if s.cfg.Activity {
+		if stats.activity, err = ActivityTx(ctx, tx, b, s.activityOptions()); err != nil {
+			return outputStats{}, err
 		}
 	}
 	for i, step := range s.steps {
 		if err := step(ctx, tx, b); err != nil {
-			return EnrichStats{}, fmt.Errorf("batch step %d: %w", i+1, err)
+			return outputStats{}, fmt.Errorf("batch step %d: %w", i+1, err)
 		}
 	}
 	return stats, AdvanceOffsetsTx(ctx, tx, b.Offsets)
+}
+
+// outputStats is what the output steps of one transaction counted.
+type outputStats struct {
+	enriched EnrichStats
+	activity ActivityStats
 }
 
 // upsertStateTx is UpsertStateTx, or for a store with a changelog its two

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var (
+	sqlActivityCount = query("activity_count")
+	sqlActivityFire  = query("activity_fire")
+)
+
+// Defaults of the windowed activity's settings.
+const (
+	DefaultWindow          = time.Hour
+	DefaultWindowRetention = 30 * 24 * time.Hour
+)
+
+// ActivityOptions configures the windowed organization activity's steps.
+type ActivityOptions struct {
+	// Window is the length of the tumbling event-time windows, aligned on
+	// the Unix epoch.
+	Window time.Duration
+	// AllowedLateness: an event whose window ended this much or less
+	// behind the user watermark still counts, as a correction of a window
+	// already emitted; a later one does not count.
+	AllowedLateness time.Duration
+}
+
+// ActivityStats is what one ActivityTx did beyond the ordinary.
+type ActivityStats struct {
+	// TooLate counts the events whose window was final (too late to count).
+	TooLate int64
+	// Corrections counts the windows re-emitted because a late event
+	// changed them.
+	Corrections int64
+}
+
+// ActivityTx is the windowed activity's step of a batch transaction, after
+// the raw COPY of b (AppendRawTx) and before its offsets advance
+// (activity_count.sql): b's user events with an organization are counted
+// in their organization's window, and a window already emitted is emitted
+// again as a correction. The transaction must end with NumberCommitTx.
+//
+// It is not idempotent: it must commit exactly once per record, with the
+// raw log and the fenced offset advance, as WriteLog and WriteBatch do.
+func ActivityTx(ctx context.Context, tx pgx.Tx, b *Batch, opts ActivityOptions) (ActivityStats, error) {
+	var st ActivityStats
+	n := len(b.Users)
+	if n == 0 {
+		return st, nil
+	}
+	ids, types, orgs, at := make([]string, n), make([]string, n), make([]*string, n), make([]time.Time, n)
+	for i := range b.Users {
+		u := &b.Users[i]
+		ids[i], types[i], orgs[i], at[i] = u.ID, u.Type.String(), u.OrganizationName, u.ReceivedAt
+	}
+	if err := tx.QueryRow(ctx, sqlActivityCount, b.UserTopic, opts.Window, opts.AllowedLateness, ids, types, orgs, at).Scan(&st.TooLate, &st.Corrections); err != nil {
+		return ActivityStats{}, fmt.Errorf("counting organization activity: %w", err)
+	}
+	return st, nil
+}
+
+// activityCounts accumulates the committed ActivityStats of a Store and
+// every Store that shares its pool.
+type activityCounts struct {
+	tooLate, corrections atomic.Int64
+}
+
+// ActivityCounts returns how many user events were too late for their
+// window, and how many window corrections were emitted, by the batches
+// this Store (and those sharing its pool) committed.
+func (s *Store) ActivityCounts() (tooLate, corrections int64) {
+	if s.activity == nil {
+		return 0, 0
+	}
+	return s.activity.tooLate.Load(), s.activity.corrections.Load()
+}
+
+// FireWindows emits the windows the user watermark of userTopic has passed
+// (activity_fire.sql): each once when the watermark passes its end, and
+// once more, final, when it passes its end plus the allowed lateness; at
+// most limit of them, in one transaction that takes a commit number. It
+// also deletes final windows that ended more than the window retention
+// before the watermark. It returns how many windows it emitted: a caller
+// that gets limit or more back should call it again. Any number of
+// processes may call it at once.
+func (s *Store) FireWindows(ctx context.Context, userTopic string, limit int) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, sqlActivityFire, userTopic, s.cfg.AllowedLateness, limit, s.cfg.WindowRetention)
+		if err != nil {
+			return err
+		}
+		chunks, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return err
+		}
+		for _, c := range chunks {
+			n += c
+		}
+		if n == 0 {
+			return nil
+		}
+		return NumberCommitTx(ctx, tx)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("firing activity windows: %w", err)
+	}
+	return n, nil
+}
+
+// activityOptions is the store's ActivityOptions.
+func (s *Store) activityOptions() ActivityOptions {
+	return ActivityOptions{Window: s.cfg.Window, AllowedLateness: s.cfg.AllowedLateness}
+}
