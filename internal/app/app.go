@@ -63,8 +63,10 @@ func (c Config) WithDefaults() Config {
 	c.API = c.API.WithDefaults()
 	c.Store.Changelog = c.Changelog.Topic != ""
 	c.Store.Enriched = c.Changelog.EnrichedTopic != ""
+	c.Store.Activity = c.Changelog.ActivityTopic != ""
 	c.Ingest.ReleaseEnriched = c.Store.Enriched
-	if c.Store.Changelog || c.Store.Enriched {
+	c.Ingest.FireWindows = c.Store.Activity
+	if c.relays() {
 		c.Changelog.SourceTopic = c.Ingest.UserTopic
 		c.Changelog.CreateTopic = c.Ingest.CreateTopics
 		c.Changelog.ReplicationFactor = c.Ingest.ReplicationFactor
@@ -89,7 +91,7 @@ func (c Config) Validate() error {
 		return errors.Join(sc.Validate(), c.API.Validate())
 	}
 	err := errors.Join(c.Kafka.Validate(), c.Store.Validate(), c.Ingest.Validate(), c.API.Validate(), c.RawLogs.WithDefaults().Validate())
-	if err == nil && (c.Store.Changelog || c.Store.Enriched) {
+	if err == nil && c.relays() {
 		err = c.Changelog.Validate()
 	}
 	if err == nil && int(c.Store.MaxConns) < 2*c.Ingest.Writers {
@@ -138,10 +140,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, onListening func(
 			return err
 		}
 		joined = consumer.Joined
-		if cfg.Store.Enriched {
-			registerEnriched(reg, st)
-		}
-		if cfg.Store.Changelog || cfg.Store.Enriched {
+		registerOutputs(reg, st, cfg.Store)
+		if cfg.relays() {
 			if relay, err = changelog.New(cfg.Changelog, conn, st, reg, logger.With("component", "changelog")); err != nil {
 				return err
 			}

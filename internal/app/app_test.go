@@ -42,6 +42,7 @@ func setup(t *testing.T) *running {
 	cfg := app.Config{Store: store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t)}}
 	cfg.Changelog.Topic = "user_profiles"
 	cfg.Changelog.EnrichedTopic = "user_events_enriched"
+	cfg.Changelog.ActivityTopic = "org_activity"
 	cfg.Kafka.Brokers = []string{broker}
 	cfg.Ingest.CreateTopics = true
 	// Partitions the sample leaves empty stop holding the watermark back

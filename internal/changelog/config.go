@@ -26,6 +26,10 @@ type Config struct {
 	// EnrichedTopic is the as-of join's topic (store.EnrichTx), keyed by
 	// the source event's "<topic>/<partition>/<offset>"; empty: none.
 	EnrichedTopic string
+	// ActivityTopic is the windowed organization activity's topic
+	// (store.ActivityTx), keyed by "<organization>/<window start>"; empty:
+	// none.
+	ActivityTopic string
 	// SourceTopic is the user topic: a created changelog topic gets as many
 	// partitions. Required.
 	SourceTopic string
@@ -61,6 +65,7 @@ type Config struct {
 const (
 	DefaultTopic              = "user_profiles"
 	DefaultEnrichedTopic      = "user_events_enriched"
+	DefaultActivityTopic      = "org_activity"
 	DefaultPageRows           = 5000
 	DefaultPollInterval       = time.Second
 	DefaultStandbyInterval    = 2 * time.Second
@@ -74,7 +79,7 @@ func (c Config) WithDefaults() Config {
 	if c.TransactionalID == "" {
 		c.TransactionalID = "streamjoin.changelog." + c.Topic
 		if c.Topic == "" {
-			c.TransactionalID = "streamjoin.changelog." + c.EnrichedTopic
+			c.TransactionalID = "streamjoin.changelog." + c.topics()[0]
 		}
 	}
 	if c.PageRows == 0 {
@@ -101,10 +106,10 @@ func (c Config) WithDefaults() Config {
 // Validate reports the first bad setting, by its flag name.
 func (c Config) Validate() error {
 	switch {
-	case c.Topic == "" && c.EnrichedTopic == "":
-		return errors.New("changelog-topic, enriched-topic: one is required for a relay")
-	case c.Topic == c.EnrichedTopic:
-		return fmt.Errorf("changelog-topic, enriched-topic %q: must differ", c.Topic)
+	case len(c.topics()) == 0:
+		return errors.New("changelog-topic, enriched-topic, activity-topic: one is required for a relay")
+	case c.duplicateTopic() != "":
+		return fmt.Errorf("changelog-topic, enriched-topic, activity-topic %q: must differ", c.duplicateTopic())
 	case c.SourceTopic == "":
 		return errors.New("user-topic: required by the changelog")
 	case c.PageRows < 1:

@@ -32,7 +32,8 @@ const (
 	HeaderSourcePartition = dlq.HeaderSourcePartition
 	HeaderSourceOffset    = dlq.HeaderSourceOffset
 	// HeaderCorrection is "true" on a re-emitted answer that a late
-	// organization version changed.
+	// organization version changed, and on a re-emitted window that a late
+	// event changed.
 	HeaderCorrection = "streamjoin.correction"
 )
 
@@ -43,12 +44,15 @@ const (
 func (r *Relay) record(row *store.OutboxRow) (*kgo.Record, error) {
 	topic := r.cfg.Topic
 	build := profileRecord
-	if row.Event != nil {
+	switch {
+	case row.Event != nil:
 		topic, build = r.cfg.EnrichedTopic, enrichedRecord
+	case row.Window != nil:
+		topic, build = r.cfg.ActivityTopic, activityRecord
 	}
 	if topic == "" {
 		r.dropOnce.Do(func() {
-			r.log.Warn("the outbox holds rows of an output that is off; they are dropped", "commit", row.Pos.Commit, "enriched", row.Event != nil)
+			r.log.Warn("the outbox holds rows of an output that is off; they are dropped", "commit", row.Pos.Commit, "enriched", row.Event != nil, "activity", row.Window != nil)
 		})
 		return nil, nil
 	}
@@ -104,6 +108,28 @@ func enrichedRecord(row *store.OutboxRow) (*kgo.Record, error) {
 		},
 	}
 	if e.Correction {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderCorrection, Value: []byte("true")})
+	}
+	return rec, nil
+}
+
+// ActivityKey is the activity topic's key of organization's window that
+// starts at start.
+func ActivityKey(organization string, start time.Time) string {
+	return organization + "/" + start.UTC().Format(time.RFC3339)
+}
+
+// activityRecord is row's activity record: keyed by ActivityKey, the
+// window's counts and final flag as value, HeaderCorrection on a
+// correction.
+func activityRecord(row *store.OutboxRow) (*kgo.Record, error) {
+	w := row.Window
+	v, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the activity window %s: %w", ActivityKey(w.OrganizationName, w.Start), err)
+	}
+	rec := &kgo.Record{Key: []byte(ActivityKey(w.OrganizationName, w.Start)), Value: v}
+	if w.Correction {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderCorrection, Value: []byte("true")})
 	}
 	return rec, nil

@@ -12,16 +12,28 @@ import (
 	"github.com/streamjoin/streamjoin/internal/store"
 )
 
-// topics returns the relay's output topics: the changelog and the enriched
-// topic, those that are on.
+// topics returns the relay's output topics that are on: the changelog,
+// the enriched topic, the activity topic.
 func (c Config) topics() []string {
 	var out []string
-	for _, t := range []string{c.Topic, c.EnrichedTopic} {
+	for _, t := range []string{c.Topic, c.EnrichedTopic, c.ActivityTopic} {
 		if t != "" {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// duplicateTopic returns a topic named twice among the outputs, or "".
+func (c Config) duplicateTopic() string {
+	seen := map[string]bool{}
+	for _, t := range c.topics() {
+		if seen[t] {
+			return t
+		}
+		seen[t] = true
+	}
+	return ""
 }
 
 // prepareTopic waits for the brokers, creates each output topic that is

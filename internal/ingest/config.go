@@ -88,6 +88,11 @@ type Config struct {
 	// (store.ReleaseEnriched). Set by the caller from the store's
 	// configuration, not a setting of its own.
 	ReleaseEnriched bool
+	// FireWindows: the store counts the windowed organization activity
+	// (store.Config.Activity), and the watermark loop fires its windows
+	// after each advance (store.FireWindows). Set by the caller, as
+	// ReleaseEnriched is.
+	FireWindows bool
 }
 
 // Defaults.

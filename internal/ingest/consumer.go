@@ -24,6 +24,7 @@ type Writer interface {
 	MarkIdle(ctx context.Context, marks []store.IdleMark) ([]store.TopicPartition, error)
 	AdvanceWatermarks(ctx context.Context, maxOutOfOrderness time.Duration) ([]store.Watermark, error)
 	ReleaseEnriched(ctx context.Context, orgTopic string, limit int) (int, error)
+	FireWindows(ctx context.Context, userTopic string, limit int) (int, error)
 }
 
 // Consumer is the ingest pipeline: one consumer group member that polls both

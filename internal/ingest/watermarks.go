@@ -46,7 +46,14 @@ func (c *Consumer) runWatermarks(ctx context.Context) {
 			continue
 		}
 		if c.cfg.ReleaseEnriched {
-			c.releaseEnriched(ctx)
+			c.drainOutput(ctx, "releasing pending enriched events", func() (int, error) {
+				return c.st.ReleaseEnriched(ctx, c.cfg.OrgTopic, releaseLimit)
+			})
+		}
+		if c.cfg.FireWindows {
+			c.drainOutput(ctx, "firing activity windows", func() (int, error) {
+				return c.st.FireWindows(ctx, c.cfg.UserTopic, releaseLimit)
+			})
 		}
 		now := time.Now()
 		for _, w := range ws {
@@ -67,19 +74,20 @@ func (c *Consumer) runWatermarks(ctx context.Context) {
 	}
 }
 
-// releaseLimit is the most pending enriched events one release
-// transaction emits.
+// releaseLimit is the most pending enriched events, or activity windows,
+// one transaction of the watermark loop emits.
 const releaseLimit = 10000
 
-// releaseEnriched emits the pending enriched events the watermarks now let
-// go, releaseLimit at a time, until fewer are left. A failure is logged at
-// debug and left to the next tick, as the watermarks' are.
-func (c *Consumer) releaseEnriched(ctx context.Context) {
+// drainOutput calls emit, which emits at most releaseLimit rows of an
+// output the watermarks now let go, until it emits fewer. A failure is
+// logged at debug (as what) and left to the next tick, as the
+// watermarks' are.
+func (c *Consumer) drainOutput(ctx context.Context, what string, emit func() (int, error)) {
 	for {
-		n, err := c.st.ReleaseEnriched(ctx, c.cfg.OrgTopic, releaseLimit)
+		n, err := emit()
 		if err != nil {
 			if ctx.Err() == nil {
-				c.log.Debug("releasing pending enriched events", "err", err)
+				c.log.Debug(what, "err", err)
 			}
 			return
 		}
