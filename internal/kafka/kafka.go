@@ -138,10 +138,12 @@ func (c *Connector) Brokers() []string { return c.cfg.Brokers }
 // short name such as "consumer" or "dlq-reader" that labels its logs and
 // metrics), followed by extra.
 func (c *Connector) opts(role string, extra ...kgo.Opt) []kgo.Opt {
+	kl := newLogger(c.log.With("kafka_client", role))
 	base := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID(c.cfg.ClientID),
-		kgo.WithLogger(newLogger(c.log.With("kafka_client", role))),
+		kgo.WithLogger(kl),
+		kgo.WithHooks(kl), // ends its dial outages (dialLog)
 	}
 	if c.tls != nil {
 		base = append(base, kgo.DialTLSConfig(c.tls)) // cloned per dial
