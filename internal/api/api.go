@@ -157,7 +157,8 @@ type Server struct {
 	log      *slog.Logger
 	inFlight chan struct{}
 	lookups  *coalescer
-	browse   Browser // nil: the browsing routes answer 501
+	browse   Browser        // nil: the browsing routes answer 501
+	activity ActivityReader // nil: GET /organizations/{name}/activity answers 501
 	ln       net.Listener
 	stopping chan struct{}
 	started  <-chan struct{} // closed once the data can be read; nil: from the start
@@ -183,8 +184,9 @@ func New(cfg Config, users Users, joined func() bool, gatherer prometheus.Gather
 		joined = func() bool { return true }
 	}
 	browse, _ := users.(Browser)
+	activity, _ := users.(ActivityReader)
 	s := &Server{
-		cfg: cfg, users: users, browse: browse, joined: joined, gatherer: gatherer, log: logger,
+		cfg: cfg, users: users, browse: browse, activity: activity, joined: joined, gatherer: gatherer, log: logger,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
 		lookups:  newCoalescer(users, cfg.MaxResults, cfg.LookupSlots, cfg.LookupBatch, cfg.MaxInFlight, cfg.LookupTimeout),
 		stopping: make(chan struct{}),

@@ -33,6 +33,7 @@ func (s *Server) routes() []route {
 		{pattern: "/users/by-id/{id}", method: http.MethodGet, handler: http.HandlerFunc(s.getUserByID), data: true},
 		{pattern: "/users/by-id/{id}/history", method: http.MethodGet, query: []string{"limit", "cursor"}, handler: http.HandlerFunc(s.getUserHistory), data: true},
 		{pattern: "/organizations/{name}", method: http.MethodGet, handler: http.HandlerFunc(s.getOrganization), data: true},
+		{pattern: "/organizations/{name}/activity", method: http.MethodGet, query: []string{"from", "to", "limit", "cursor"}, handler: http.HandlerFunc(s.getActivity), data: true},
 		{pattern: "/organizations", method: http.MethodGet, query: []string{"limit", "cursor"}, handler: http.HandlerFunc(s.listOrganizations), data: true},
 		{pattern: "/", method: http.MethodGet, handler: http.HandlerFunc(s.statusPage), metrics: true},
 		{pattern: "/openapi.json", method: http.MethodGet, handler: http.HandlerFunc(s.openAPI)},

@@ -119,3 +119,47 @@ func (s *Store) FireWindows(ctx context.Context, userTopic string, limit int) (i
 func (s *Store) activityOptions() ActivityOptions {
 	return ActivityOptions{Window: s.cfg.Window, AllowedLateness: s.cfg.AllowedLateness}
 }
+
+var sqlActivityRead = query("activity_read")
+
+// Window is an organization's activity in one window, as the state holds
+// it now.
+type Window struct {
+	Start       time.Time `json:"window_start"`
+	End         time.Time `json:"window_end"`
+	Created     int64     `json:"user_created"`
+	Updated     int64     `json:"user_updated"`
+	Deleted     int64     `json:"user_deleted"`
+	ActiveUsers int64     `json:"active_users"`
+	// Final: the user watermark has passed End plus the allowed lateness
+	// and the window has been emitted final; it changes no more.
+	Final bool `json:"-"`
+}
+
+// OrganizationActivity returns up to limit of org's activity windows that
+// start in [from, to) and after after (the zero time: from the first), in
+// start order, through the read pool, bounded by the query timeout.
+func (s *Store) OrganizationActivity(ctx context.Context, org string, from, to, after time.Time, limit int) ([]Window, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	bound := func(t time.Time, inf string) any {
+		if t.IsZero() {
+			return inf
+		}
+		return t
+	}
+	rows, err := s.read.Query(ctx, sqlActivityRead, org, bound(from, "-infinity"), bound(to, "infinity"), bound(after, "-infinity"), limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading the activity of %q: %w", org, err)
+	}
+	ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Window, error) {
+		var w Window
+		err := row.Scan(&w.Start, &w.End, &w.Created, &w.Updated, &w.Deleted, &w.ActiveUsers, &w.Final)
+		w.Start, w.End = w.Start.UTC(), w.End.UTC()
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the activity of %q: %w", org, err)
+	}
+	return ws, nil
+}

@@ -102,8 +102,9 @@ func TestGrantReadIsReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reader.Close(ctx)
-	// What the API's other reads need (by id, history, organizations).
-	for _, table := range []string{"users", "organizations", "user_events"} {
+	// What the API's other reads need (by id, history, organizations,
+	// activity).
+	for _, table := range []string{"users", "organizations", "user_events", "org_activity"} {
 		if _, err := reader.Exec(ctx, "SELECT * FROM "+pgx.Identifier{st.Schema(), table}.Sanitize()+" LIMIT 1"); err != nil {
 			t.Errorf("as %s: reading %s: %v", role, table, err)
 		}
@@ -121,6 +122,9 @@ func TestGrantReadIsReadOnly(t *testing.T) {
 		"SELECT * FROM " + s + ".org_events",
 		"SELECT * FROM " + s + ".kafka_offsets",
 		"SELECT * FROM " + s + ".changelog_outbox",
+		"SELECT * FROM " + s + ".enriched_pending",
+		"SELECT * FROM " + s + ".org_activity_users",
+		"UPDATE " + s + ".org_activity SET final = true",
 		"INSERT INTO " + s + ".schema_migrations (version, name) VALUES (100000, 'x')",
 		"CREATE TABLE " + s + ".mine (x int)",
 	} {

@@ -1,7 +1,8 @@
 -- The statements that give role $2 read-only access to what the API reads
 -- in schema $1, for GrantRead to run: the user_profiles view; users,
 -- organizations and the user raw log (a user by id, a user's history, the
--- organizations endpoints); and schema_migrations (the api role's wait for
+-- organizations endpoints); org_activity (an organization's activity
+-- windows); and schema_migrations (the api role's wait for
 -- the schema; see SchemaVersion). Nothing else: not the offsets, not the
 -- organization raw log, not the outbox. format's %I quotes each
 -- identifier.
@@ -11,5 +12,6 @@ SELECT stmt FROM unnest(ARRAY[
     format('GRANT SELECT ON %I.users TO %I', $1::text, $2::text),
     format('GRANT SELECT ON %I.organizations TO %I', $1::text, $2::text),
     format('GRANT SELECT ON %I.user_events TO %I', $1::text, $2::text),
+    format('GRANT SELECT ON %I.org_activity TO %I', $1::text, $2::text),
     format('GRANT SELECT ON %I.schema_migrations TO %I', $1::text, $2::text)
 ]) AS stmt
