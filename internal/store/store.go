@@ -134,7 +134,7 @@ func (c Config) Validate() error {
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("allowed-lateness %s: must not be negative", c.AllowedLateness)
 	}
-	if c.Window < time.Second || c.Window%time.Second != 0 {
+	if c.Activity && (c.Window < time.Second || c.Window%time.Second != 0) {
 		return fmt.Errorf("window %s: must be whole seconds, at least 1s", c.Window)
 	}
 	if c.WindowRetention < 0 {
