@@ -19,6 +19,11 @@ cols = [("records_produced", "records"), ("invalid_records", "invalid"), ("sigki
         ("dead_letters_lost", "DLQ lost"), ("dead_letters_duplicated", "DLQ duplicated"),
         ("changelog_records", "changelog records"), ("changelog_keys_differing_from_view", "changelog keys wrong"),
         ("changelog_records_out_of_order", "changelog out of order"), ("changelog_commits_missing", "changelog commits missing"),
+        ("enriched_records", "enriched records"), ("enriched_corrections", "…corrections"),
+        ("enriched_events_missing", "enriched missing"), ("enriched_keys_differing_from_oracle", "enriched wrong"),
+        ("enriched_records_duplicated", "enriched duplicated"),
+        ("activity_records", "activity records"), ("activity_windows_differing_from_oracle", "windows wrong"),
+        ("activity_topic_windows_differing_from_state", "activity topic ≠ state"),
         ("records_lost", "watch records lost"), ("records_duplicated", "watch records duplicated"),
         ("duration_seconds", "seconds")]
 print("| test | " + " | ".join(c[1] for c in cols) + " |")
@@ -26,7 +31,8 @@ print("| --- |" + " ---: |" * len(cols))
 for name in order + sorted(set(rows) - set(order)):
     if name in rows:
         r = rows[name]
-        print(f"| {name} | " + " | ".join(f"{r.get(k, 0):,}" for k, _ in cols) + " |")
+        # A figure the test does not measure is "—", not 0.
+        print(f"| {name} | " + " | ".join(f"{r[k]:,}" if k in r else "—" for k, _ in cols) + " |")
 dates = sorted(r["date"] for r in rows.values())
 if dates:
     print(f"\nRun between {dates[0]} and {dates[-1]} (UTC).")

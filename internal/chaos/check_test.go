@@ -48,7 +48,12 @@ type figures struct {
 	EnrichedKeysDiffering int `json:"enriched_keys_differing_from_oracle"`
 	EnrichedDuplicated    int `json:"enriched_records_duplicated"`
 	EnrichedUnexpected    int `json:"enriched_records_unexpected"`
-	DurationSeconds       int `json:"duration_seconds"`
+	// The activity windows and topic (activity_test.go).
+	ActivityRecords          int `json:"activity_records"`
+	ActivityWindowsDiffering int `json:"activity_windows_differing_from_oracle"`
+	ActivityTopicDiffering   int `json:"activity_topic_windows_differing_from_state"`
+	ActivityRecordsMisplaced int `json:"activity_records_misplaced"`
+	DurationSeconds          int `json:"duration_seconds"`
 }
 
 // check compares PostgreSQL and the dead-letter topics (read
@@ -195,6 +200,7 @@ func (h *harness) check(s *stream, f *figures) {
 		h.t.Errorf("dead letters: %d lost, %d duplicated, %d unexpected", f.DLQLost, f.DLQDuplicated, f.DLQUnexpected)
 	}
 	h.checkChangelog(f, h.checkEnriched(s, f))
+	h.checkActivity(s, f)
 }
 
 type deadLetter struct {

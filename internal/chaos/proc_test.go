@@ -62,6 +62,9 @@ func (h *harness) start(extra ...string) *proc {
 		// Idle organization partitions release the enriched events soon
 		// after the stream ends (enriched_test.go).
 		"--idle-timeout", "1s",
+		// No event of the stream is too late for its window, so that the
+		// activity oracle counts every one (activity_test.go).
+		"--allowed-lateness", "100000h",
 		"--shutdown-timeout", "10s",
 		"--log-format", "json",
 	}
