@@ -10,6 +10,7 @@ import (
 
 	"github.com/streamjoin/streamjoin/internal/event"
 	"github.com/streamjoin/streamjoin/internal/store"
+	"github.com/streamjoin/streamjoin/internal/testenv"
 )
 
 // windowFeeder is a feeder whose emitted returns activity windows.
@@ -241,6 +242,26 @@ func TestActivityWindowsProperty(t *testing.T) {
 				t.Errorf("%d too-late events counted, the model says %d", f.activityLateBefore+late, m.tooLate)
 			}
 			checkWindows(t, emitted, m)
+			// What GET /organizations/{name}/activity reads is the model too.
+			for _, org := range orgNames {
+				ws, err := f.st.OrganizationActivity(t.Context(), org, time.Time{}, time.Time{}, time.Time{}, 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got, want []string
+				for _, w := range ws {
+					got = append(got, fmt.Sprintf("%s c%d u%d d%d users%d final=%v", w.Start.Format(time.RFC3339), w.Created, w.Updated, w.Deleted, w.ActiveUsers, w.Final))
+				}
+				for _, w := range m.windows {
+					if w.org == org {
+						want = append(want, fmt.Sprintf("%s c%d u%d d%d users%d final=true", w.start.Format(time.RFC3339), w.c, w.u, w.d, len(w.users)))
+					}
+				}
+				sort.Strings(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s's activity as the API reads it:\n got %q\nwant %q", org, got, want)
+				}
+			}
 		})
 	}
 }
@@ -293,6 +314,69 @@ func checkWindows(t *testing.T, emitted []store.OutboxRow, m *activityModel) {
 	for k := range got {
 		if m.windows[k] == nil {
 			t.Errorf("%s: emitted, but the model has no such window", k)
+		}
+	}
+}
+
+// TestActivityRetentionFollowsTheWatermark: a final window is deleted,
+// with its users, once it ended more than the retention before the user
+// watermark, and not before; an open one never is.
+func TestActivityRetentionFollowsTheWatermark(t *testing.T) {
+	t.Parallel()
+	f := windowFeeder(t, store.Config{Window: time.Hour, AllowedLateness: time.Hour, WindowRetention: 3 * time.Hour})
+	day := time.Date(2020, 12, 8, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return day.Add(time.Duration(h) * time.Hour) }
+	offs := map[int32]int64{}
+	both := func(org string, h int) []event.User {
+		var us []event.User
+		for p := int32(0); p < 2; p++ {
+			offs[p]++
+			us = append(us, user(fmt.Sprint("u", p), event.UserCreated, "n", org, at(h), p, offs[p]))
+		}
+		return us
+	}
+	windows := func(org string) []string {
+		ws, err := f.st.OrganizationActivity(t.Context(), org, time.Time{}, time.Time{}, time.Time{}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range ws {
+			s := w.Start.Format("15:04")
+			if w.Final {
+				s += " final"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	var users int
+	countUsers := func() int {
+		if err := testenv.Conn(t).QueryRow(t.Context(), "SELECT count(*) FROM "+f.st.Schema()+".org_activity_users").Scan(&users); err != nil {
+			t.Fatal(err)
+		}
+		return users
+	}
+	for _, s := range []struct {
+		h     int
+		want  []string
+		users int
+	}{
+		{1, []string{"01:00"}, 2},                               // A's window at 1:00, open
+		{3, []string{"01:00 final", "03:00"}, 4},                // 1:00 ended 2:00 + 1h ≤ 3:00: final; kept
+		{5, []string{"01:00 final", "03:00 final", "05:00"}, 6}, // 2:00 + 3h = 5:00: not yet past
+		{6, []string{"03:00 final", "05:00", "06:00"}, 6},       // now it is: 1:00 goes, with its users
+	} {
+		f.write(both("A", s.h), nil)
+		f.tick()
+		if _, err := f.st.FireWindows(t.Context(), usersTopic, 100); err != nil {
+			t.Fatal(err)
+		}
+		if got := windows("A"); !slices.Equal(got, s.want) {
+			t.Fatalf("watermark %02d:00: windows %q, want %q", s.h, got, s.want)
+		}
+		if got := countUsers(); got != s.users {
+			t.Fatalf("watermark %02d:00: %d window users kept, want %d", s.h, got, s.users)
 		}
 	}
 }
