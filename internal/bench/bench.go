@@ -70,9 +70,14 @@ type Config struct {
 	// Out is where the report is written as JSON and Markdown. Empty: not
 	// written.
 	Out string
-	// PipelineDebugAddr, if set, is passed to the pipeline process as
+	// PipelineDebugAddr, if set, is passed to each streamjoin process the
+	// bench starts (the pipeline, or with Only "api" the API) as
 	// --debug-addr, to profile it while the benchmark runs.
 	PipelineDebugAddr string
+	// Only limits the run to one part: "api" writes the dataset through
+	// the store path (no Kafka, no pipeline) and runs only the API's load
+	// tests, against `streamjoin run --role api`. Empty: everything.
+	Only string
 }
 
 // WithDefaults fills zero fields.
@@ -128,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fanout-users %d: must be at least 1", c.FanoutUsers)
 	case c.RSSEvents < 0:
 		return fmt.Errorf("rss-events %d: must not be negative", c.RSSEvents)
+	case c.Only != "" && c.Only != "api":
+		return fmt.Errorf("only %q: want api, or nothing for every measurement", c.Only)
 	}
 	return nil
 }
@@ -187,6 +194,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress func(str
 		dsn = pg.DSN
 	}
 	b := &bencher{cfg: cfg, dsn: dsn, log: logger, quiet: slog.New(slog.DiscardHandler), progress: progress, commitWait: defaultCommitWait}
+	tokenDir, err := os.MkdirTemp("", "streamjoin-bench-token-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tokenDir)
+	if b.token, b.tokenFile, err = writeTokenFile(tokenDir); err != nil {
+		return nil, err
+	}
 
 	progress(fmt.Sprintf("generating %d events", cfg.Workload.Events))
 	data, err := generate(cfg.Workload)
@@ -194,15 +209,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, progress func(str
 		return nil, err
 	}
 	b.data = data
-	rep := &Report{Started: time.Now().UTC(), Config: describe(cfg), Machine: machine()}
+	rep := &Report{Started: time.Now().UTC(), Config: describe(cfg), Machine: machine(), Only: cfg.Only}
+	runOne := b.run
+	if cfg.Only == "api" {
+		runOne = b.apiOnly
+	}
 	for run := 1; run <= cfg.Runs; run++ {
-		r, err := b.run(ctx, run)
+		r, err := runOne(ctx, run)
 		if err != nil {
 			return nil, fmt.Errorf("run %d: %w", run, err)
 		}
 		rep.Runs = append(rep.Runs, r)
 	}
-	if cfg.RSSEvents > 0 {
+	if cfg.RSSEvents > 0 && cfg.Only == "" {
 		progress(fmt.Sprintf("peak RSS over %d events", cfg.RSSEvents))
 		rss, secs, err := b.rssRun(ctx)
 		if err != nil {

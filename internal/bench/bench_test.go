@@ -49,7 +49,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"(a)", "(a2)", "(b)", "(c)", "(d)", "c / b", "c / a2", "c / a", "c / d",
-		"CPU during (c): streamjoin", "CPU during (c): PostgreSQL", "CPU during (c): bench process", "freshness p99", "(c+)", "c+ / c", "changelog latency p99", "fan-out: tier change transaction", "fan-out: longest", "peak RSS", "5000 events", "API GET", "direct", "constant-JSON", "while ingesting"}
+		"CPU during (c): streamjoin", "CPU during (c): PostgreSQL", "CPU during (c): bench process", "freshness p99", "(c+)", "c+ / c", "changelog latency p99", "fan-out: tier change transaction", "fan-out: longest", "peak RSS", "5000 events", "API GET", "direct", "net/http's client", "constant-JSON", "(batch)", "batch of 100 / single-name", "page 1 of", "page 1,000 of", "page 1,000 / page 1", "while ingesting"}
 	var names []string
 	for _, f := range rep.Figures {
 		names = append(names, f.Name)
@@ -82,4 +82,50 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("table: %v\n%s", err, buf.String())
 	}
 	t.Logf("\n%s", buf.String())
+}
+
+// TestBenchOnlyAPI runs `bench --only api` at a tiny scale: the API's
+// figures, all positive, and nothing else (no pipeline ran, so no pipeline
+// figure may appear, not even as 0). Run itself fails if the API it
+// measured was not behind its token or did not count its requests in
+// /metrics (checkAuthAndMetrics).
+func TestBenchOnlyAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "streamjoin")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/streamjoin").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	rep, err := bench.Run(context.Background(), bench.Config{
+		Workload:    workload.Config{Users: 500, Orgs: 50, Events: 5000, OrgEvents: 200},
+		Runs:        1,
+		APIConns:    4,
+		APIDuration: time.Second,
+		Binary:      bin,
+		Postgres:    testenv.PostgresDSN(t),
+		Only:        "api",
+	}, testenv.Logger(t), func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range rep.Figures {
+		names = append(names, f.Name)
+		if f.Median <= 0 {
+			t.Errorf("%s = %v, want a positive measurement", f.Name, f.Median)
+		}
+		for _, not := range []string{"(a)", "(b)", "(c)", "freshness", "RSS", "while ingesting", "fan-out"} {
+			if strings.Contains(f.Name, not) {
+				t.Errorf("figure %q with --only api", f.Name)
+			}
+		}
+	}
+	all := strings.Join(names, "\n")
+	for _, w := range []string{"API GET /users/{name}", "API / direct pgx", "batch of 100 / single-name", "page 1,000 / page 1"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("no figure mentions %q; figures:\n%s", w, all)
+		}
+	}
 }

@@ -19,6 +19,9 @@ type bencher struct {
 	data     *dataset
 	// commitWait bounds steady's wait for its last records to commit.
 	commitWait time.Duration
+	// token is the bearer token of tokenFile, the --api-token-file of
+	// every streamjoin process the bench starts; its API loads send it.
+	token, tokenFile string
 }
 
 func (b *bencher) conn(ctx context.Context) (*pgx.Conn, error) {

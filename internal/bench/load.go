@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -86,12 +85,17 @@ func httpClient(conns int) *http.Client {
 	}
 }
 
-// loadHTTP GETs base+name(random) with conns keep-alive connections.
-func loadHTTP(ctx context.Context, base string, name func(int) string, conns int, d time.Duration) (LoadResult, error) {
+// loadNetHTTP is loadHTTP with net/http's client as the load generator
+// instead of rawConn: what a Go client of the API pays, on the same cores.
+func loadNetHTTP(ctx context.Context, base, token string, path func(*rand.Rand) string, conns int, d time.Duration) (LoadResult, error) {
 	c := httpClient(conns)
 	defer c.CloseIdleConnections()
 	return load(ctx, conns, d, func(_ int, r *rand.Rand) error {
-		resp, err := c.Get(base + url.PathEscape(name(r.IntN(1<<30))))
+		req, err := authedGet(ctx, token, base+path(r))
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			return err
 		}
@@ -119,8 +123,9 @@ func (b *bencher) loadPgx(ctx context.Context, schema string, name func(int) str
 }
 
 // loadConst measures a net/http server answering constant JSON: what the
-// HTTP stack alone costs on this machine.
-func loadConst(ctx context.Context, conns int, d time.Duration) (LoadResult, error) {
+// HTTP stack alone costs on this machine. Its client sends the same bearer
+// header as the API's, which the handler ignores.
+func (b *bencher) loadConst(ctx context.Context) (LoadResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return LoadResult{}, err
@@ -132,5 +137,5 @@ func loadConst(ctx context.Context, conns int, d time.Duration) (LoadResult, err
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	return loadHTTP(ctx, "http://"+ln.Addr().String()+"/users/", func(int) string { return "x" }, conns, d)
+	return loadHTTP(ctx, "http://"+ln.Addr().String(), b.token, func(*rand.Rand) string { return "/users/x" }, b.cfg.APIConns, b.cfg.APIDuration)
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -154,23 +156,16 @@ func (b *bencher) pipeline(ctx context.Context, run int, r *RunResult) error {
 	r.ChangelogCount = len(cl)
 	r.ChangelogP50, r.ChangelogP99 = percentile(cl, 50), percentile(cl, 99)
 
-	b.progress("  API load, idle ingest")
-	names := func(i int) string { return workload.Username(i % b.cfg.Workload.Users) }
-	if r.API, err = loadHTTP(ctx, p.base+"/users/", names, b.cfg.APIConns, b.cfg.APIDuration); err != nil {
-		return err
-	}
-	b.progress("  the same query through pgx directly")
-	if r.DirectPgx, err = b.loadPgx(ctx, schema, names); err != nil {
-		return err
-	}
-	b.progress("  a constant-JSON handler")
-	if r.ConstJSON, err = loadConst(ctx, b.cfg.APIConns, b.cfg.APIDuration); err != nil {
+	if err := b.apiLoads(ctx, p.base, schema, r); err != nil {
 		return err
 	}
 	b.progress("  API load while ingesting at the steady rate")
 	var apiErr error
 	_, err = b.steady(ctx, kb.kafka, conn, schema, run+1000, b.cfg.APIDuration, func() {
-		r.APIUnderIngest, apiErr = loadHTTP(ctx, p.base+"/users/", names, b.cfg.APIConns, b.cfg.APIDuration)
+		users := b.cfg.Workload.Users
+		r.APIUnderIngest, apiErr = loadHTTP(ctx, p.base, b.token, func(rnd *rand.Rand) string {
+			return "/users/" + url.PathEscape(workload.Username(rnd.IntN(users)))
+		}, b.cfg.APIConns, b.cfg.APIDuration)
 	})
 	if err != nil {
 		return fmt.Errorf("ingest under API load: %w", err)

@@ -22,21 +22,37 @@ type proc struct {
 }
 
 // startPipeline starts `streamjoin run` on schema, with the changelog
-// (to the topic user_profiles) or without.
+// (to the topic user_profiles) or without, its data routes behind the
+// bench's token file.
 func (b *bencher) startPipeline(broker, schema string, changelog bool) (*proc, error) {
+	args := []string{"--brokers", broker,
+		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize)}
+	if !changelog {
+		args = append(args, "--changelog-topic=")
+	}
+	return b.start(schema, args...)
+}
+
+// startAPI starts `streamjoin run --role api` on schema: the API alone,
+// with no Kafka client, behind the bench's token file.
+func (b *bencher) startAPI(schema string) (*proc, error) {
+	return b.start(schema, "--role", "api")
+}
+
+// start starts `streamjoin run` on schema with args, on a free port,
+// with --api-token-file and, if set, PipelineDebugAddr as --debug-addr.
+func (b *bencher) start(schema string, args ...string) (*proc, error) {
 	port, err := devenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{base: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
 	p.cmd = exec.Command(b.cfg.Binary, "run",
-		"--brokers", broker, "--postgres", b.dsn, "--schema", schema,
+		"--postgres", b.dsn, "--schema", schema,
 		"--http-addr", "127.0.0.1:"+strconv.Itoa(port),
-		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize),
+		"--api-token-file", b.tokenFile,
 		"--log-level", "warn")
-	if !changelog {
-		p.cmd.Args = append(p.cmd.Args, "--changelog-topic=")
-	}
+	p.cmd.Args = append(p.cmd.Args, args...)
 	if b.cfg.PipelineDebugAddr != "" {
 		p.cmd.Args = append(p.cmd.Args, "--debug-addr", b.cfg.PipelineDebugAddr)
 	}
@@ -86,7 +102,7 @@ func (p *proc) waitReady(ctx context.Context, limit time.Duration) error {
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-p.done:
-			return fmt.Errorf("the pipeline process exited")
+			return fmt.Errorf("the streamjoin process exited")
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -98,5 +114,5 @@ func (p *proc) waitReady(ctx context.Context, limit time.Duration) error {
 			}
 		}
 	}
-	return fmt.Errorf("the pipeline was not ready within %s", limit)
+	return fmt.Errorf("the streamjoin process was not ready within %s", limit)
 }

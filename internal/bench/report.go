@@ -42,6 +42,15 @@ type RunResult struct {
 	APIUnderIngest LoadResult `json:"api_under_ingest"`
 	DirectPgx      LoadResult `json:"direct_pgx"`
 	ConstJSON      LoadResult `json:"constant_json"`
+	// APIBatch is GET /users?name=…, batchNames names a request; its RPS
+	// counts requests.
+	APIBatch LoadResult `json:"api_batch_100_names"`
+	// APINetHTTP is API with net/http's client as the load generator.
+	APINetHTTP LoadResult `json:"api_net_http_client"`
+	// PageFirst and PageDeep are page 1 and page pageDepth of an
+	// organization's users, pageSize a page, at pageConns connections.
+	PageFirst LoadResult `json:"api_page_1"`
+	PageDeep  LoadResult `json:"api_page_1000"`
 	// CPU is each process's CPU use during (c)'s drain, in cores.
 	CPU *PipelineCPU `json:"c_cpu_cores,omitempty"`
 
@@ -63,10 +72,12 @@ type Figure struct {
 
 // Report is everything one `streamjoin bench` measured.
 type Report struct {
-	Started    time.Time   `json:"started"`
-	Finished   time.Time   `json:"finished"`
-	Machine    string      `json:"machine"`
-	Config     string      `json:"config"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  string    `json:"machine"`
+	Config   string    `json:"config"`
+	// Only is Config.Only: "api" when only the API was measured.
+	Only       string      `json:"only,omitempty"`
 	Runs       []RunResult `json:"runs"`
 	RSSEvents  int         `json:"rss_events,omitempty"`
 	RSSBytes   int64       `json:"rss_peak_bytes,omitempty"`
@@ -137,6 +148,10 @@ func (r *Report) summarize() {
 			return num(x) / den(x)
 		})
 	}
+	if r.Only == "api" {
+		r.apiFigures(add, col, ratio)
+		return
+	}
 	a := func(x RunResult) float64 { return x.RawCopy }
 	b := func(x RunResult) float64 { return x.StorePath }
 	c := func(x RunResult) float64 { return x.Pipeline }
@@ -169,21 +184,12 @@ func (r *Report) summarize() {
 		mib := float64(r.RSSBytes) / (1 << 20)
 		add(fmt.Sprintf("peak RSS of the pipeline process, %d events", r.RSSEvents), "MiB", []float64{mib}, "≤ 256", func(v float64) bool { return v <= 256 })
 	}
-	add("API GET /users/{name}, 50 conns", "req/s", col(func(x RunResult) float64 { return x.API.RPS }), "≥ 10,000", func(v float64) bool { return v >= 10_000 })
-	add("API p50", "ms", col(func(x RunResult) float64 { return x.API.P50 }), "", nil)
-	add("API p99", "ms", col(func(x RunResult) float64 { return x.API.P99 }), "≤ 10", func(v float64) bool { return v <= 10 })
-	add("same query through pgx directly", "req/s", col(func(x RunResult) float64 { return x.DirectPgx.RPS }), "", nil)
-	add("pgx p99", "ms", col(func(x RunResult) float64 { return x.DirectPgx.P99 }), "", nil)
-	add("API / direct pgx", "ratio", ratio(func(x RunResult) float64 { return x.API.RPS }, func(x RunResult) float64 { return x.DirectPgx.RPS }), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
-	add("constant-JSON handler", "req/s", col(func(x RunResult) float64 { return x.ConstJSON.RPS }), "", nil)
-	add("constant-JSON p99", "ms", col(func(x RunResult) float64 { return x.ConstJSON.P99 }), "", nil)
-	add("API while ingesting at the steady rate", "req/s", col(func(x RunResult) float64 { return x.APIUnderIngest.RPS }), "", nil)
-	add("API p99 while ingesting", "ms", col(func(x RunResult) float64 { return x.APIUnderIngest.P99 }), "", nil)
+	r.apiFigures(add, col, ratio)
 }
 
 // cpuFigures adds the CPU split of (c), if every run measured it; a figure
 // that was not measured is left out, never shown as 0.
-func (r *Report) cpuFigures(add func(name, unit string, vals []float64, target string, met func(float64) bool)) {
+func (r *Report) cpuFigures(add adder) {
 	var sj, pg, be []float64
 	for _, run := range r.Runs {
 		if run.CPU == nil {
@@ -261,4 +267,40 @@ func (r *Report) write(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "bench.md"), []byte(r.Markdown()), 0o644)
+}
+
+// adder adds a figure to the report (see summarize).
+type adder func(name, unit string, vals []float64, target string, met func(float64) bool)
+
+// apiFigures adds the API's figures; with Only "api" there was no ingest,
+// so the API-under-ingest figures are left out rather than shown as 0.
+func (r *Report) apiFigures(add adder, col func(func(RunResult) float64) []float64, ratio func(num, den func(RunResult) float64) []float64) {
+	add("API GET /users/{name}, 50 conns", "req/s", col(func(x RunResult) float64 { return x.API.RPS }), "≥ 10,000", func(v float64) bool { return v >= 10_000 })
+	add("API p50", "ms", col(func(x RunResult) float64 { return x.API.P50 }), "", nil)
+	add("API p99", "ms", col(func(x RunResult) float64 { return x.API.P99 }), "≤ 10", func(v float64) bool { return v <= 10 })
+	add("same query through pgx directly", "req/s", col(func(x RunResult) float64 { return x.DirectPgx.RPS }), "", nil)
+	add("pgx p99", "ms", col(func(x RunResult) float64 { return x.DirectPgx.P99 }), "", nil)
+	add("API / direct pgx", "ratio", ratio(func(x RunResult) float64 { return x.API.RPS }, func(x RunResult) float64 { return x.DirectPgx.RPS }), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
+	netHTTP := func(x RunResult) float64 { return x.APINetHTTP.RPS }
+	add("API again, net/http's client as the load generator", "req/s", col(netHTTP), "", nil)
+	add("API (net/http client) / direct pgx", "ratio", ratio(netHTTP, func(x RunResult) float64 { return x.DirectPgx.RPS }), "", nil)
+	add("constant-JSON handler", "req/s", col(func(x RunResult) float64 { return x.ConstJSON.RPS }), "", nil)
+	add("constant-JSON p99", "ms", col(func(x RunResult) float64 { return x.ConstJSON.P99 }), "", nil)
+	single := func(x RunResult) float64 { return x.API.RPS }
+	batch := func(x RunResult) float64 { return x.APIBatch.RPS * batchNames }
+	add(fmt.Sprintf("API GET /users?name=…×%d (batch), 50 conns", batchNames), "names/s", col(batch), "", nil)
+	add("API batch p99", "ms", col(func(x RunResult) float64 { return x.APIBatch.P99 }), "", nil)
+	add(fmt.Sprintf("names/s: batch of %d / single-name requests", batchNames), "ratio", ratio(batch, single), "≥ 5", func(v float64) bool { return v >= 5 })
+	first := func(x RunResult) float64 { return x.PageFirst.RPS }
+	deep := func(x RunResult) float64 { return x.PageDeep.RPS }
+	add(fmt.Sprintf("API page 1 of an organization's users (%d a page), %d conns", pageSize, pageConns), "req/s", col(first), "", nil)
+	add("page 1 p50", "ms", col(func(x RunResult) float64 { return x.PageFirst.P50 }), "", nil)
+	add(fmt.Sprintf("API page %s of the same", commas(pageDepth)), "req/s", col(deep), "", nil)
+	add(fmt.Sprintf("page %s p50", commas(pageDepth)), "ms", col(func(x RunResult) float64 { return x.PageDeep.P50 }), "", nil)
+	add(fmt.Sprintf("page %s / page 1 (req/s)", commas(pageDepth)), "ratio", ratio(deep, first), "≥ 0.8 (no growth with depth)", func(v float64) bool { return v >= 0.8 })
+	if r.Only == "api" {
+		return
+	}
+	add("API while ingesting at the steady rate", "req/s", col(func(x RunResult) float64 { return x.APIUnderIngest.RPS }), "", nil)
+	add("API p99 while ingesting", "ms", col(func(x RunResult) float64 { return x.APIUnderIngest.P99 }), "", nil)
 }

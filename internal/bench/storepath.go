@@ -25,6 +25,19 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 	}
 	defer st.Close()
 	defer b.dropSchema(ctx, schema)
+	start := time.Now()
+	if err := b.writeItems(ctx, st); err != nil {
+		return err
+	}
+	r.StorePath = float64(len(b.data.items)) / time.Since(start).Seconds()
+	r.storeDigest, err = b.digest(ctx, schema)
+	return err
+}
+
+// writeItems writes the whole dataset to st as (b) does: in batches of
+// BatchSize records, each batch's state split by key and its log by
+// partition, each stage's transactions in parallel.
+func (b *bencher) writeItems(ctx context.Context, st *store.Store) error {
 	var tps []store.TopicPartition
 	for p := int32(0); p < partitions; p++ {
 		tps = append(tps, store.TopicPartition{Topic: userTopic, Partition: p}, store.TopicPartition{Topic: orgTopic, Partition: p})
@@ -34,7 +47,6 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 		return err
 	}
 	next := map[store.TopicPartition]*int64{}
-	start := time.Now()
 	items := b.data.items
 	for i := 0; i < len(items); i += b.cfg.BatchSize {
 		batch := &store.Batch{UserTopic: userTopic, OrgTopic: orgTopic}
@@ -67,9 +79,7 @@ func (b *bencher) storePath(ctx context.Context, run int, r *RunResult) error {
 			next[store.TopicPartition{Topic: a.Topic, Partition: a.Partition}] = &to
 		}
 	}
-	r.StorePath = float64(len(items)) / time.Since(start).Seconds()
-	r.storeDigest, err = b.digest(ctx, schema)
-	return err
+	return nil
 }
 
 // parallel runs write on each batch at once and returns the first error.

@@ -40,7 +40,8 @@ tier change, the API at 50 connections beside direct pgx and a constant-JSON
 handler, the API while ingesting, and the peak RSS over a larger run. It
 prints a table and writes bench.json and bench.md to --out.`,
 		Example: `  streamjoin bench --out bench-results
-  streamjoin bench --events 200000 --runs 1 --rss-events 0   # a quick look`,
+  streamjoin bench --events 200000 --runs 1 --rss-events 0   # a quick look
+  streamjoin bench --only api --runs 3                        # the API's load tests alone`,
 	}
 	fs := cmd.Flags()
 	workloadFlags(fs, &cfg.Workload)
@@ -59,7 +60,8 @@ prints a table and writes bench.json and bench.md to --out.`,
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "where the private cluster lives (default: a temporary directory)")
 	fs.StringVar(&cfg.Out, "out", "bench-results", "directory for bench.json and bench.md (empty: don't write)")
 	fs.StringVar(&cfg.Binary, "binary", "", "streamjoin binary for the pipeline (default: this one)")
-	fs.StringVar(&cfg.PipelineDebugAddr, "pipeline-debug-addr", "", "pass --debug-addr to the pipeline process, to profile it during the run")
+	fs.StringVar(&cfg.PipelineDebugAddr, "pipeline-debug-addr", "", "pass --debug-addr to the streamjoin process (the pipeline, or with --only api the API), to profile it during the run")
+	fs.StringVar(&cfg.Only, "only", "", "run one part only: api (the dataset written through the store path, no Kafka; then the API's load tests against run --role api) (default: everything)")
 	withConfig(cmd, func() error { return cfg.WithDefaults().Validate() }, func(cmd *cobra.Command, logger *slog.Logger) error {
 		out := cmd.OutOrStdout()
 		rep, err := bench.Run(cmd.Context(), cfg, logger, func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "bench:", s) })
