@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/streamjoin/streamjoin/internal/event"
 )
 
 // enrichedLockClass is the first key of the advisory lock that orders the
@@ -23,6 +25,7 @@ var (
 	sqlEnrichedEmit    = query("enriched_emit")
 	sqlEnrichedCorrect = query("enriched_correct")
 	sqlEnrichedRelease = query("enriched_release")
+	sqlVersionsInsert  = query("org_versions_insert")
 	sqlEnrichedShared  = fmt.Sprintf("SELECT pg_advisory_xact_lock_shared(%d, hashtext(current_schema()))", enrichedLockClass)
 	sqlEnrichedExcl    = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))", enrichedLockClass)
 )
@@ -92,13 +95,47 @@ func EnrichTx(ctx context.Context, tx pgx.Tx, b *Batch, opts EnrichOptions) (Enr
 			o := &b.Orgs[i]
 			oparts[i], ooffsets[i], onames[i], created[i] = o.Pos.Partition, o.Pos.Offset, o.Name, o.CreatedAt
 		}
-		batch.Queue(sqlEnrichedCorrect, b.UserTopic, b.OrgTopic, opts.AllowedLateness, oparts, ooffsets, onames, created, parts, offsets).
+		sp, lo, hi := offsetSpans(b.Users)
+		batch.Queue(sqlEnrichedCorrect, b.UserTopic, b.OrgTopic, opts.AllowedLateness, oparts, ooffsets, onames, created, sp, lo, hi).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&st.TooLate, &st.Corrections) })
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return EnrichStats{}, fmt.Errorf("enriching user events: %w", err)
 	}
 	return st, nil
+}
+
+// insertVersionsTx records b's organization events in org_versions.
+func insertVersionsTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
+	m := len(b.Orgs)
+	parts, offs, names, keys, tiers, created := make([]int32, m), make([]int64, m), make([]string, m), make([]*string, m), make([]*string, m), make([]time.Time, m)
+	for i := range b.Orgs {
+		o := &b.Orgs[i]
+		parts[i], offs[i], names[i], keys[i], tiers[i], created[i] = o.Pos.Partition, o.Pos.Offset, o.Name, o.Key, o.Tier, o.CreatedAt
+	}
+	if _, err := tx.Exec(ctx, sqlVersionsInsert, b.OrgTopic, parts, offs, names, keys, tiers, created); err != nil {
+		return fmt.Errorf("recording organization versions: %w", err)
+	}
+	return nil
+}
+
+// offsetSpans returns, for each partition of users, its least and
+// greatest offset. A batch's records of a partition are a span of offsets
+// that no other batch's records share (the fenced offset advance covers
+// it), so a raw row of the user topic in a span is one of users.
+func offsetSpans(users []event.User) (parts []int32, lo, hi []int64) {
+	idx := map[int32]int{}
+	for i := range users {
+		p, o := users[i].Pos.Partition, users[i].Pos.Offset
+		j, ok := idx[p]
+		if !ok {
+			idx[p] = len(parts)
+			parts, lo, hi = append(parts, p), append(lo, o), append(hi, o)
+			continue
+		}
+		lo[j], hi[j] = min(lo[j], o), max(hi[j], o)
+	}
+	return parts, lo, hi
 }
 
 // enrichCounts accumulates the committed EnrichStats of a Store and every

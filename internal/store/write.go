@@ -207,7 +207,8 @@ func (s *Store) upsertStateTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 }
 
 // AppendRawTx copies every record of b, as it arrived, into the raw logs
-// user_events and org_events, in tx.
+// user_events and org_events, and b's organization events into
+// org_versions (the as-of join's versions), in tx.
 func AppendRawTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	if len(b.Users) > 0 {
 		if err := copyBinary(ctx, tx, "user_events", CopyUserEvents, len(b.Users), encodeUserEvents(b.UserTopic, b.Users)); err != nil {
@@ -217,6 +218,9 @@ func AppendRawTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	if len(b.Orgs) > 0 {
 		if err := copyBinary(ctx, tx, "org_events", CopyOrgEvents, len(b.Orgs), encodeOrgEvents(b.OrgTopic, b.Orgs)); err != nil {
 			return fmt.Errorf("copying org_events: %w", err)
+		}
+		if err := insertVersionsTx(ctx, tx, b); err != nil {
+			return err
 		}
 	}
 	return nil

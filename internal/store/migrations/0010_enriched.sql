@@ -6,12 +6,27 @@
 -- changes. Everything here is written inside the batch transactions
 -- (enriched.go).
 
--- The versions of an organization, in precedence order (created_at, then
--- the later record): the as-of lookup takes the greatest one at or before
--- an event's time. The raw organization log is the versions table.
-CREATE INDEX org_events_versions_idx
-    ON org_events (organization_name, created_at, partition, "offset")
-    INCLUDE (organization_key, organization_tier);
+-- org_versions: every organization version consumed, in precedence order
+-- (created_at, then the later record): the as-of lookup takes the greatest
+-- one at or before an event's time. The raw organization log holds the
+-- same rows, but partitioned by day, so a lookup there probes every
+-- partition; organization events are rare, and this small table, written
+-- with the raw log (AppendRawTx), answers a lookup in one probe. It keeps
+-- every version: the raw log's retention does not apply to it.
+CREATE TABLE org_versions (
+    organization_name text        NOT NULL,
+    created_at        timestamptz NOT NULL,
+    topic             text        NOT NULL,
+    partition         integer     NOT NULL,
+    "offset"          bigint      NOT NULL,
+    organization_key  text,
+    organization_tier text,
+    PRIMARY KEY (organization_name, created_at, partition, "offset", topic)
+);
+INSERT INTO org_versions
+SELECT organization_name, created_at, topic, partition, "offset", organization_key, organization_tier
+FROM org_events
+ON CONFLICT DO NOTHING;
 
 -- The events a late version may correct: an organization's events by event
 -- time. One more index entry per raw user event (BENCHMARKS.md measures

@@ -27,20 +27,22 @@ WITH b AS (
     ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING
     RETURNING organization_name, window_start
+), fresh_n AS (
+    SELECT organization_name, window_start, count(*) AS users FROM fresh GROUP BY organization_name, window_start
 ), counts AS (
     SELECT organization_name, window_start,
            count(*) FILTER (WHERE event_type = 'User Created') AS created,
            count(*) FILTER (WHERE event_type = 'User Updated') AS updated,
            count(*) FILTER (WHERE event_type = 'User Deleted') AS deleted,
-           count(*) AS n,
-           (SELECT count(*) FROM fresh f WHERE f.organization_name = ok.organization_name AND f.window_start = ok.window_start) AS users
+           count(*) AS n
     FROM ok
     GROUP BY organization_name, window_start
 ), up AS (
     INSERT INTO org_activity AS a (organization_name, window_start, window_end, created, updated, deleted, active_users)
-    SELECT organization_name, window_start, window_start + $2::interval, created, updated, deleted, users
-    FROM counts
-    ORDER BY organization_name, window_start
+    SELECT c.organization_name, c.window_start, c.window_start + $2::interval, c.created, c.updated, c.deleted, coalesce(f.users, 0)
+    FROM counts c
+    LEFT JOIN fresh_n f USING (organization_name, window_start)
+    ORDER BY c.organization_name, c.window_start
     ON CONFLICT (organization_name, window_start) DO UPDATE SET
         created      = a.created + EXCLUDED.created,
         updated      = a.updated + EXCLUDED.updated,

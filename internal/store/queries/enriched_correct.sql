@@ -10,12 +10,14 @@
 -- after the greatest one; each is recomputed over every version (new) and
 -- over the versions without the batch's (old), and emitted if they differ.
 -- An event is emitted when it is in the raw log and not pending; the
--- batch's own user events ($8, $9) are emitted by enriched_emit.sql with
--- the new versions already, and are left out here.
+-- batch's own user events are emitted by enriched_emit.sql with
+-- the new versions already, and are left out here: by the offset span of
+-- each of their partitions ($8-$10: partition, least and greatest
+-- offset), which no other batch's records share.
 --
 -- $1 user topic, $2 organization topic, $3 allowed lateness, $4-$7 the
--- batch's versions (partition, offset, name, created_at), $8-$9 the
--- batch's user events (partition, offset). Returns (too_late, corrections).
+-- batch's versions (partition, offset, name, created_at), $8-$10 the
+-- batch's user events' spans. Returns (too_late, corrections).
 WITH nv AS (
     SELECT * FROM unnest($4::integer[], $5::bigint[], $6::text[], $7::timestamptz[])
         AS nv(partition, "offset", organization_name, created_at)
@@ -28,7 +30,7 @@ WITH nv AS (
     GROUP BY nv.organization_name
 ), bounds AS (
     SELECT s.organization_name, s.from_t,
-           coalesce((SELECT min(o.created_at) FROM org_events o
+           coalesce((SELECT min(o.created_at) FROM org_versions o
                      WHERE o.organization_name = s.organization_name AND o.created_at > s.last_t),
                     'infinity'::timestamptz) AS to_t
     FROM span s
@@ -40,22 +42,22 @@ WITH nv AS (
     WHERE e.topic = $1
       AND NOT EXISTS (SELECT 1 FROM enriched_pending p
                       WHERE p.topic = e.topic AND p.partition = e.partition AND p."offset" = e."offset")
-      AND NOT EXISTS (SELECT 1 FROM unnest($8::integer[], $9::bigint[]) AS bu(partition, "offset")
-                      WHERE bu.partition = e.partition AND bu."offset" = e."offset")
+      AND NOT EXISTS (SELECT 1 FROM unnest($8::integer[], $9::bigint[], $10::bigint[]) AS bu(partition, lo, hi)
+                      WHERE bu.partition = e.partition AND e."offset" BETWEEN bu.lo AND bu.hi)
 ), changed AS (
     SELECT a.*, nw.organization_key, nw.organization_tier, nw.created_at AS org_valid_from,
            row_number() OVER (ORDER BY a.received_at, a.partition, a."offset") - 1 AS rn
     FROM affected a
     LEFT JOIN LATERAL (
         SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_events o
+        FROM org_versions o
         WHERE o.organization_name = a.organization_name AND o.created_at <= a.received_at
         ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
         LIMIT 1
     ) nw ON true
     LEFT JOIN LATERAL (
         SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_events o
+        FROM org_versions o
         WHERE o.organization_name = a.organization_name AND o.created_at <= a.received_at
           AND NOT (o.topic = $2 AND EXISTS (SELECT 1 FROM nv WHERE nv.partition = o.partition AND nv."offset" = o."offset"))
         ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC

@@ -18,13 +18,14 @@ WITH b AS (
     WHERE b.received_at > f.e
     ON CONFLICT DO NOTHING
 ), out AS (
-    SELECT b.*, v.organization_key, v.organization_tier, v.created_at AS org_valid_from,
-           row_number() OVER (ORDER BY b.ord) - 1 AS rn
+    -- Chunks by the event's place in the batch: those held back leave
+    -- their chunk short, which costs nothing.
+    SELECT b.*, v.organization_key, v.organization_tier, v.created_at AS org_valid_from, b.ord - 1 AS rn
     FROM b
     CROSS JOIN f
     LEFT JOIN LATERAL (
         SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_events o
+        FROM org_versions o
         WHERE o.organization_name = b.organization_name AND o.created_at <= b.received_at
         ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
         LIMIT 1

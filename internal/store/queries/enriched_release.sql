@@ -24,7 +24,7 @@ WITH f AS (
     FROM gone g
     LEFT JOIN LATERAL (
         SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_events o
+        FROM org_versions o
         WHERE o.organization_name = g.organization_name AND o.created_at <= g.received_at
         ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
         LIMIT 1
