@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -498,5 +499,54 @@ func TestAsOfJoinEmissionAndCorrectionSeeEachOther(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestAsOfJoinWorkedExample is docs/event-time.md's worked example: the
+// seed's "God of War" users, out of order, against two versions of their
+// organization, the second arriving after the organization topic went
+// idle.
+func TestAsOfJoinWorkedExample(t *testing.T) {
+	t.Parallel()
+	f := newFeeder(t, store.Config{AllowedLateness: time.Hour})
+	at := func(day, h, m int) time.Time { return time.Date(2020, 12, day, h, m, 16, 759617000, time.UTC) }
+	var off int64
+	u := func(name string, typ event.UserEventType, tm time.Time) event.User {
+		off++
+		return user(name, typ, name, "God of War", tm, 0, off)
+	}
+	o := func(tier string, day int, ooff int64) event.Org {
+		return org("God of War", tier, time.Date(2020, 12, day, 0, 0, 0, 0, time.UTC), 0, ooff)
+	}
+	// 1. free arrives; every user event is after the watermark: all wait.
+	f.write([]event.User{
+		u("Zeus", event.UserCreated, at(6, 22, 3)), u("Apollo", event.UserCreated, at(6, 15, 23)),
+		u("Zeus", event.UserUpdated, at(8, 4, 3)), u("Cratos", event.UserCreated, at(8, 20, 3)),
+		u("Athena", event.UserCreated, at(8, 19, 14)),
+	}, []event.Org{o("free", 6, 1)})
+	if _, err := f.st.AdvanceWatermarks(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.st.ReleaseEnriched(context.Background(), orgsTopic, 100); err != nil || n != 0 {
+		t.Fatalf("released %d (%v) before the organization topic went idle, want 0", n, err)
+	}
+	// 2. The organization topic goes idle: all go out with free.
+	f.idle()
+	f.tick()
+	want := []string{"u/0/2=free@" + time.Date(2020, 12, 6, 0, 0, 0, 0, time.UTC).Sub(t0).String()}
+	got := answers(f.emitted())
+	if len(got) != 5 {
+		t.Fatalf("after the idle release: %q, want the five events with free", got)
+	}
+	for _, g := range got {
+		if !strings.HasSuffix(g, strings.TrimPrefix(want[0], "u/0/2")) {
+			t.Fatalf("after the idle release: %q, want each with free", got)
+		}
+	}
+	// 3. pro from 12-08 arrives: it corrects the three events of 12-08.
+	f.write(nil, []event.Org{o("pro", 8, 2)})
+	pro := "=pro@" + time.Date(2020, 12, 8, 0, 0, 0, 0, time.UTC).Sub(t0).String() + " (correction)"
+	if got, want := answers(f.emitted()), []string{"u/0/3" + pro, "u/0/5" + pro, "u/0/4" + pro}; !slices.Equal(got, want) {
+		t.Fatalf("after pro:\n got %q\nwant %q (Zeus's update, Athena, Cratos, by time)", got, want)
 	}
 }
