@@ -9,6 +9,9 @@ import (
 	"github.com/streamjoin/streamjoin/internal/event"
 )
 
+// activityWindowLen is the processes' --window.
+const activityWindowLen = 10 * time.Second
+
 // chaosWindow is a window's counts, as the oracle, the state and the
 // activity topic each give them.
 type chaosWindow struct {
@@ -19,7 +22,7 @@ type chaosWindow struct {
 }
 
 // activityOracle counts the valid user events acknowledged by the broker
-// per organization and hour window, apart from PostgreSQL. The processes
+// per organization and window of activityWindowLen, apart from PostgreSQL. The processes
 // run with an allowed lateness no event of the stream exceeds, so every
 // event counts.
 func activityOracle(users []event.User) map[string]chaosWindow {
@@ -29,7 +32,7 @@ func activityOracle(users []event.User) map[string]chaosWindow {
 		if u.OrganizationName == nil {
 			continue
 		}
-		key := changelog.ActivityKey(*u.OrganizationName, u.ReceivedAt.Truncate(time.Hour))
+		key := changelog.ActivityKey(*u.OrganizationName, u.ReceivedAt.Truncate(activityWindowLen))
 		w := out[key]
 		switch u.Type {
 		case event.UserCreated:
@@ -56,8 +59,8 @@ func activityOracle(users []event.User) map[string]chaosWindow {
 // equals the oracle (activityOracle), each event counted once; the
 // activity topic, read read_committed and kept last per key, holds exactly
 // the emitted windows of the state; and a window's first record is not a
-// correction.
-func (h *harness) checkActivity(s *stream, f *figures) {
+// correction. It returns the outbox commit numbers the topic holds.
+func (h *harness) checkActivity(s *stream, f *figures) map[int64]bool {
 	h.t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -114,9 +117,15 @@ func (h *harness) checkActivity(s *stream, f *figures) {
 	}
 
 	last := map[string]chaosWindow{}
+	commits := map[int64]bool{}
 	for _, r := range h.readTopic(changelog.DefaultActivityTopic) {
 		f.ActivityRecords++
 		key := string(r.Key)
+		pos, ok := changelog.PositionOf(r)
+		if !ok {
+			h.t.Fatalf("activity record %s has no position header", key)
+		}
+		commits[pos.Commit] = true
 		var w chaosWindow
 		if err := json.Unmarshal(r.Value, &w); err != nil {
 			h.t.Fatalf("activity record %s: %v", key, err)
@@ -150,4 +159,5 @@ func (h *harness) checkActivity(s *stream, f *figures) {
 	if f.ActivityWindowsDiffering+f.ActivityTopicDiffering+f.ActivityRecordsMisplaced > 0 {
 		h.t.Errorf("activity: %d windows differ from the oracle, %d differ between topic and state, %d records out of place", f.ActivityWindowsDiffering, f.ActivityTopicDiffering, f.ActivityRecordsMisplaced)
 	}
+	return commits
 }

@@ -16,9 +16,9 @@ import (
 //  2. within each partition the outbox positions only go up, so a key's
 //     values come in the order its state changed, and none comes twice;
 //  3. every commit number from 1 to the clock's is in the topic or in
-//     enriched (the commits the enriched topic holds): commit numbers are
-//     gap-free, so none of the commits that emitted was lost.
-func (h *harness) checkChangelog(f *figures, enriched map[int64]bool) {
+//     others (the commits the enriched and activity topics hold): commit
+//     numbers are gap-free, so none of the commits that emitted was lost.
+func (h *harness) checkChangelog(f *figures, others map[int64]bool) {
 	h.t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -61,7 +61,7 @@ func (h *harness) checkChangelog(f *figures, enriched map[int64]bool) {
 		}
 	}
 	for n := int64(1); n <= clock; n++ {
-		if !commits[n] && !enriched[n] {
+		if !commits[n] && !others[n] {
 			f.ChangelogCommitsMissing++
 		}
 	}

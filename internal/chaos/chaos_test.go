@@ -16,6 +16,9 @@ import (
 func TestCrashes(t *testing.T) {
 	t.Parallel()
 	h := setup(t, "", "")
+	// Enriched events go out at once, so that late organization versions
+	// correct them while processes are killed.
+	h.extra = []string{"--enriched-emit", "eager"}
 	started := time.Now()
 	n, kills := *flagEvents, *flagKills
 	// Spread the stream over the kill phase (about 3s a kill), so every kill
@@ -92,6 +95,7 @@ func TestRebalances(t *testing.T) {
 func TestZombies(t *testing.T) {
 	t.Parallel()
 	h := setup(t, "", "")
+	h.extra = []string{"--enriched-emit", "eager"} // corrections from zombies too
 	started := time.Now()
 	n := *flagEvents
 	const zombies = 3

@@ -75,6 +75,8 @@ type harness struct {
 	nprocs  int
 	topics  []string
 	session time.Duration
+	// extra are flags every process of the test gets after the harness's.
+	extra []string
 }
 
 // setup starts a broker with both topics (6 partitions) and picks a fresh

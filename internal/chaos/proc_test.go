@@ -65,10 +65,14 @@ func (h *harness) start(extra ...string) *proc {
 		// No event of the stream is too late for its window, so that the
 		// activity oracle counts every one (activity_test.go).
 		"--allowed-lateness", "100000h",
+		// The stream's events are 1ms apart in event time: windows of 10s
+		// make a stream of 100,000 events span ten of them.
+		"--window", activityWindowLen.String(),
 		"--shutdown-timeout", "10s",
 		"--log-format", "json",
 	}
-	p.cmd = exec.Command(binary(h.t), append(args, extra...)...)
+	args = append(append(args, h.extra...), extra...)
+	p.cmd = exec.Command(binary(h.t), args...)
 	p.log = filepath.Join(h.logDir, p.name+".log")
 	f, err := os.Create(p.log)
 	if err != nil {
