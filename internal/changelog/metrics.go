@@ -11,17 +11,17 @@ import (
 // metrics are the relay's series. Each is created at start, so a scrape
 // shows 0 rather than nothing.
 type metrics struct {
-	records prometheus.Counter
+	records *prometheus.CounterVec
 	leader  prometheus.Gauge
 	latency prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		records: prometheus.NewCounter(prometheus.CounterOpts{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamjoin_changelog_records_total",
-			Help: "Changelog records produced in committed Kafka transactions.",
-		}),
+			Help: "Records the outbox relay produced in committed Kafka transactions, by output topic (the changelog, the enriched topic, the activity topic).",
+		}, []string{"topic"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamjoin_changelog_leader",
 			Help: "1 while this process leads the changelog relay, else 0.",
@@ -38,9 +38,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// observe counts rows, committed at now.
-func (m *metrics) observe(rows []store.OutboxRow, now time.Time) {
-	m.records.Add(float64(len(rows)))
+// init creates the records series of every output topic at 0.
+func (m *metrics) init(topics []string) {
+	for _, t := range topics {
+		m.records.WithLabelValues(t)
+	}
+}
+
+// observe counts rows, committed at now, by topic (topicOf).
+func (m *metrics) observe(rows []store.OutboxRow, now time.Time, topicOf func(*store.OutboxRow) string) {
+	counts := map[string]int{}
+	for i := range rows {
+		counts[topicOf(&rows[i])]++
+	}
+	for t, n := range counts {
+		if t != "" {
+			m.records.WithLabelValues(t).Add(float64(n))
+		}
+	}
 	last := time.Time{}
 	for i := range rows {
 		// One observation per state commit, not per row.

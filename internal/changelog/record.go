@@ -42,13 +42,13 @@ const (
 // an output that is off (the configuration changed while rows of it were
 // in the outbox): those are dropped, with a warning once.
 func (r *Relay) record(row *store.OutboxRow) (*kgo.Record, error) {
-	topic := r.cfg.Topic
+	topic := r.cfg.topicOf(row)
 	build := profileRecord
 	switch {
 	case row.Event != nil:
-		topic, build = r.cfg.EnrichedTopic, enrichedRecord
+		build = enrichedRecord
 	case row.Window != nil:
-		topic, build = r.cfg.ActivityTopic, activityRecord
+		build = activityRecord
 	}
 	if topic == "" {
 		r.dropOnce.Do(func() {
@@ -65,6 +65,17 @@ func (r *Relay) record(row *store.OutboxRow) (*kgo.Record, error) {
 		kgo.RecordHeader{Key: HeaderPosition, Value: []byte(fmt.Sprintf("%d/%d/%d", row.Pos.Commit, row.Pos.Seq, row.Pos.Index))},
 		kgo.RecordHeader{Key: HeaderCommittedAt, Value: row.CommittedAt.UTC().AppendFormat(nil, time.RFC3339Nano)})
 	return rec, nil
+}
+
+// topicOf is the output topic of row's kind ("" if that output is off).
+func (c Config) topicOf(row *store.OutboxRow) string {
+	switch {
+	case row.Event != nil:
+		return c.EnrichedTopic
+	case row.Window != nil:
+		return c.ActivityTopic
+	}
+	return c.Topic
 }
 
 // profileRecord is row's changelog record: the user id as key, the profile

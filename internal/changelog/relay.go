@@ -49,7 +49,9 @@ func New(cfg Config, conn *kafka.Connector, st Outboxes, reg prometheus.Register
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{cfg: cfg, conn: conn, st: st, log: logger, metrics: newMetrics(reg)}, nil
+	m := newMetrics(reg)
+	m.init(cfg.topics())
+	return &Relay{cfg: cfg, conn: conn, st: st, log: logger, metrics: m}, nil
 }
 
 // Run prepares the topic, then leads the relay whenever it can, until ctx
@@ -180,7 +182,7 @@ func (r *Relay) lead(ctx context.Context, standingBy *bool) error {
 			return err
 		}
 		pos = rows[len(rows)-1].Pos
-		r.metrics.observe(rows, time.Now())
+		r.metrics.observe(rows, time.Now(), r.cfg.topicOf)
 		p.add(len(rows), pos)
 		if undeleted += len(rows); undeleted >= 4*max(r.cfg.PageRows, store.OutboxChunk) || time.Since(lastDelete) >= deleteEvery {
 			if err := flush(); err != nil {
