@@ -90,25 +90,7 @@ func (s *Store) ActivityCounts() (tooLate, corrections int64) {
 // that gets limit or more back should call it again. Any number of
 // processes may call it at once.
 func (s *Store) FireWindows(ctx context.Context, userTopic string, limit int) (int, error) {
-	var n int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		n = 0
-		rows, err := tx.Query(ctx, sqlActivityFire, userTopic, s.cfg.AllowedLateness, limit, s.cfg.WindowRetention)
-		if err != nil {
-			return err
-		}
-		chunks, err := pgx.CollectRows(rows, pgx.RowTo[int])
-		if err != nil {
-			return err
-		}
-		for _, c := range chunks {
-			n += c
-		}
-		if n == 0 {
-			return nil
-		}
-		return NumberCommitTx(ctx, tx)
-	})
+	n, err := s.emitTx(ctx, "", sqlActivityFire, userTopic, s.cfg.AllowedLateness, limit, s.cfg.WindowRetention)
 	if err != nil {
 		return 0, fmt.Errorf("firing activity windows: %w", err)
 	}

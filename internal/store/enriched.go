@@ -160,13 +160,27 @@ func (s *Store) EnrichedCounts() (tooLate, corrections int64) {
 // returns how many it emitted: a caller that gets limit back should call
 // it again. Any number of processes may call it at once.
 func (s *Store) ReleaseEnriched(ctx context.Context, orgTopic string, limit int) (int, error) {
+	n, err := s.emitTx(ctx, sqlEnrichedShared, sqlEnrichedRelease, orgTopic, s.cfg.EnrichedEager, limit)
+	if err != nil {
+		return 0, fmt.Errorf("releasing pending enriched events: %w", err)
+	}
+	return n, nil
+}
+
+// emitTx runs, in one transaction of its own, lock (if not "") and then
+// query, which writes outbox chunks and returns each one's row count, then
+// takes a commit number if it wrote any; it returns the rows written. It
+// is the watermark loop's work (ReleaseEnriched, FireWindows).
+func (s *Store) emitTx(ctx context.Context, lock, query string, args ...any) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		n = 0
-		if _, err := tx.Exec(ctx, sqlEnrichedShared); err != nil {
-			return err
+		if lock != "" {
+			if _, err := tx.Exec(ctx, lock); err != nil {
+				return err
+			}
 		}
-		rows, err := tx.Query(ctx, sqlEnrichedRelease, orgTopic, s.cfg.EnrichedEager, limit)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -180,13 +194,9 @@ func (s *Store) ReleaseEnriched(ctx context.Context, orgTopic string, limit int)
 		if n == 0 {
 			return nil
 		}
-		_, err = tx.Exec(ctx, sqlChangelogTick)
-		return err
+		return NumberCommitTx(ctx, tx)
 	})
-	if err != nil {
-		return 0, fmt.Errorf("releasing pending enriched events: %w", err)
-	}
-	return n, nil
+	return n, err
 }
 
 // enrichOptions is the store's EnrichOptions.

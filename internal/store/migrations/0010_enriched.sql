@@ -28,6 +28,20 @@ SELECT organization_name, created_at, topic, partition, "offset", organization_k
 FROM org_events
 ON CONFLICT DO NOTHING;
 
+-- org_version_at: the as-of lookup, the version of org in force at t (the
+-- greatest created_at at or before t, then the later record); no row if
+-- none. A single SELECT, so PostgreSQL inlines it into the LATERAL joins
+-- that call it (one index probe each).
+CREATE FUNCTION org_version_at(org text, t timestamptz)
+RETURNS TABLE (organization_key text, organization_tier text, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT o.organization_key, o.organization_tier, o.created_at
+    FROM org_versions o
+    WHERE o.organization_name = org AND o.created_at <= t
+    ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
+    LIMIT 1
+$$;
+
 -- The events a late version may correct: an organization's events by event
 -- time. One more index entry per raw user event (BENCHMARKS.md measures
 -- what it costs).

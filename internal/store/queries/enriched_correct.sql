@@ -48,13 +48,7 @@ WITH nv AS (
     SELECT a.*, nw.organization_key, nw.organization_tier, nw.created_at AS org_valid_from,
            row_number() OVER (ORDER BY a.received_at, a.partition, a."offset") - 1 AS rn
     FROM affected a
-    LEFT JOIN LATERAL (
-        SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_versions o
-        WHERE o.organization_name = a.organization_name AND o.created_at <= a.received_at
-        ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
-        LIMIT 1
-    ) nw ON true
+    LEFT JOIN LATERAL org_version_at(a.organization_name, a.received_at) nw ON true
     LEFT JOIN LATERAL (
         SELECT o.organization_key, o.organization_tier, o.created_at
         FROM org_versions o

@@ -23,13 +23,7 @@ WITH b AS (
     SELECT b.*, v.organization_key, v.organization_tier, v.created_at AS org_valid_from, b.ord - 1 AS rn
     FROM b
     CROSS JOIN f
-    LEFT JOIN LATERAL (
-        SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_versions o
-        WHERE o.organization_name = b.organization_name AND o.created_at <= b.received_at
-        ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
-        LIMIT 1
-    ) v ON true
+    LEFT JOIN LATERAL org_version_at(b.organization_name, b.received_at) v ON true
     WHERE b.received_at <= f.e
 )
 INSERT INTO changelog_outbox (rows, events)

@@ -22,13 +22,7 @@ WITH f AS (
     SELECT g.*, v.organization_key, v.organization_tier, v.created_at AS org_valid_from,
            row_number() OVER (ORDER BY g.received_at, g.topic, g.partition, g."offset") - 1 AS rn
     FROM gone g
-    LEFT JOIN LATERAL (
-        SELECT o.organization_key, o.organization_tier, o.created_at
-        FROM org_versions o
-        WHERE o.organization_name = g.organization_name AND o.created_at <= g.received_at
-        ORDER BY o.created_at DESC, o.partition DESC, o."offset" DESC
-        LIMIT 1
-    ) v ON true
+    LEFT JOIN LATERAL org_version_at(g.organization_name, g.received_at) v ON true
 )
 INSERT INTO changelog_outbox (rows, events)
 SELECT count(*), array_agg(ROW(topic, partition, "offset", id, event_type, username, user_email, user_type,
