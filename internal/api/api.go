@@ -211,7 +211,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &problem{status: http.StatusNotFound, detail: "no such resource: " + r.URL.Path})
 	})
-	return s.instrument(mux, s.recoverPanics(s.limit(mux)))
+	return s.instrument(s.recoverPanics(s.limit(mux)))
 }
 
 // Listen binds cfg.Addr. Call it before Run to fail fast on a taken port and

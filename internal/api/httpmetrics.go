@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,21 +72,35 @@ func (s *Server) readyValue() float64 {
 	return 0
 }
 
-// instrument counts and times each request next answers, under the pattern
-// mux would route it to. Without RegisterMetrics it returns next.
-func (s *Server) instrument(mux *http.ServeMux, next http.Handler) http.Handler {
+// instrument counts and times each request next answers, under the
+// pattern the mux routed it to: next passes the request to the mux
+// unchanged, and the mux sets its Pattern before calling the route's
+// handler. A request answered before routing (a 503 of the in-flight
+// limit) has no pattern: "other". Without RegisterMetrics it returns next.
+//
+// Each route's series are resolved once, on their first use
+// (routeObservers), rather than looked up by their label values on every
+// request. Safe for concurrent use.
+func (s *Server) instrument(next http.Handler) http.Handler {
 	m := s.httpMetrics
 	if m == nil {
 		return next
 	}
+	// Read-only once built: looked up without a lock.
+	byRoute := map[string]*routeObservers{"other": {route: "other"}}
+	for _, rt := range s.routes() {
+		l := routeLabel(rt.muxPattern())
+		byRoute[l] = &routeObservers{route: l}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		_, pattern := mux.Handler(r)
-		route := routeLabel(pattern)
 		sw := &statusWriter{ResponseWriter: w}
 		record := func(status int) {
-			m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
-			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			o := byRoute[routeLabel(r.Pattern)]
+			if o == nil { // a pattern not in routes(): cannot happen, but never lose a count
+				o = &routeObservers{route: routeLabel(r.Pattern)}
+			}
+			o.observe(m, r.Method, status, time.Since(start))
 		}
 		defer func() {
 			if p := recover(); p != nil {
@@ -98,6 +113,30 @@ func (s *Server) instrument(mux *http.ServeMux, next http.Handler) http.Handler 
 		next.ServeHTTP(sw, r)
 		record(sw.code())
 	})
+}
+
+// routeObservers are one route's series, resolved from the vectors on
+// first use: its duration histogram, and its counter of GET 200s (nearly
+// every request). Other method and status pairs are looked up by label.
+// Nothing is created before it is observed, so /metrics shows only series
+// that counted something.
+type routeObservers struct {
+	route        string
+	durationOnce sync.Once
+	duration     prometheus.Observer
+	get200Once   sync.Once
+	get200       prometheus.Counter
+}
+
+func (o *routeObservers) observe(m *httpMetrics, method string, status int, d time.Duration) {
+	if method == http.MethodGet && status == http.StatusOK {
+		o.get200Once.Do(func() { o.get200 = m.requests.WithLabelValues(o.route, method, "200") })
+		o.get200.Inc()
+	} else {
+		m.requests.WithLabelValues(o.route, methodLabel(method), strconv.Itoa(status)).Inc()
+	}
+	o.durationOnce.Do(func() { o.duration = m.duration.WithLabelValues(o.route) })
+	o.duration.Observe(d.Seconds())
 }
 
 // routeLabel is the route label of a mux pattern: the pattern, "/" for the
