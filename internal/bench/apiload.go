@@ -35,6 +35,9 @@ const (
 	// pageConns is the pagination test's concurrency: low, so that its
 	// latency is a page's cost rather than a queue.
 	pageConns = 4
+	// interleaveSlice is how long each of the tests compared with each
+	// other runs before the next one's turn (interleave).
+	interleaveSlice = time.Second
 )
 
 // writeTokenFile writes a fresh random bearer token to a file in dir, for
@@ -53,36 +56,16 @@ func writeTokenFile(dir string) (token, path string, err error) {
 }
 
 // apiLoads runs the API's load tests against the process serving schema at
-// base (with the bench's token and its HTTP metrics on), each beside its
-// baseline: GET /users/{name} and the same query through pgx directly, a
-// constant-JSON handler, GET /users?name=…×100, and page 1 against page
-// 1,000 of an organization's users (which it first writes to schema).
+// base (with the bench's token and its HTTP metrics on), each beside what
+// it is compared with, interleaved: GET /users/{name}, the same query
+// through pgx directly, GET /users/{name} through net/http's client, and
+// GET /users?name=…×100; then a constant-JSON handler; then page 1 beside
+// page 1,000 of an organization's users (which it first writes to schema).
 func (b *bencher) apiLoads(ctx context.Context, base, schema string, r *RunResult) error {
 	users := b.cfg.Workload.Users
 	single := func(rnd *mrand.Rand) string {
 		return "/users/" + url.PathEscape(workload.Username(rnd.IntN(users)))
 	}
-	var err error
-	b.progress("  API load, idle ingest")
-	if r.API, err = loadHTTP(ctx, base, b.token, single, b.cfg.APIConns, b.cfg.APIDuration); err != nil {
-		return fmt.Errorf("API: %w", err)
-	}
-	if err := checkAuthAndMetrics(ctx, base); err != nil {
-		return err
-	}
-	b.progress("  the same query through pgx directly")
-	if r.DirectPgx, err = b.loadPgx(ctx, schema, func(i int) string { return workload.Username(i % users) }); err != nil {
-		return fmt.Errorf("direct pgx: %w", err)
-	}
-	b.progress("  API load again, with net/http's client as the load generator")
-	if r.APINetHTTP, err = loadNetHTTP(ctx, base, b.token, single, b.cfg.APIConns, b.cfg.APIDuration); err != nil {
-		return fmt.Errorf("API, net/http client: %w", err)
-	}
-	b.progress("  a constant-JSON handler")
-	if r.ConstJSON, err = b.loadConst(ctx); err != nil {
-		return fmt.Errorf("constant JSON: %w", err)
-	}
-	b.progress(fmt.Sprintf("  API batch load, %d names a request", batchNames))
 	batch := func(rnd *mrand.Rand) string {
 		var q strings.Builder
 		q.WriteString("/users?")
@@ -94,15 +77,43 @@ func (b *bencher) apiLoads(ctx context.Context, base, schema string, r *RunResul
 		}
 		return q.String()
 	}
-	if r.APIBatch, err = loadHTTP(ctx, base, b.token, batch, b.cfg.APIConns, b.cfg.APIDuration); err != nil {
-		return fmt.Errorf("API batch: %w", err)
+	b.progress(fmt.Sprintf("  API load, interleaved with: the same query through pgx directly, the API through net/http's client, and %d names a request", batchNames))
+	api, doneAPI, err := httpLoad(base, b.token, single, b.cfg.APIConns)
+	if err != nil {
+		return err
+	}
+	defer doneAPI()
+	pgx, donePgx, err := b.pgxLoad(ctx, schema, func(i int) string { return workload.Username(i % users) })
+	if err != nil {
+		return err
+	}
+	defer donePgx()
+	netHTTP, doneNetHTTP := netHTTPLoad(base, b.token, single, b.cfg.APIConns)
+	defer doneNetHTTP()
+	batched, doneBatched, err := httpLoad(base, b.token, batch, b.cfg.APIConns)
+	if err != nil {
+		return err
+	}
+	defer doneBatched()
+	res, err := interleave(ctx, b.cfg.APIConns, b.cfg.APIDuration, interleaveSlice, api, pgx, netHTTP, batched)
+	if err != nil {
+		return fmt.Errorf("API beside pgx: %w", err)
+	}
+	r.API, r.DirectPgx, r.APINetHTTP, r.APIBatch = res[0], res[1], res[2], res[3]
+	if err := checkAuthAndMetrics(ctx, base); err != nil {
+		return err
+	}
+	b.progress("  a constant-JSON handler")
+	if r.ConstJSON, err = b.loadConst(ctx); err != nil {
+		return fmt.Errorf("constant JSON: %w", err)
 	}
 	return b.pages(ctx, base, schema, r)
 }
 
 // pages writes an organization of pageSize×(pageDepth+1) users to schema,
 // walks its pages through the API to learn page pageDepth's cursor, then
-// loads page 1 and page pageDepth for half of APIDuration each.
+// loads page 1 and page pageDepth, interleaved, for half of APIDuration
+// each.
 func (b *bencher) pages(ctx context.Context, base, schema string, r *RunResult) error {
 	b.progress(fmt.Sprintf("  pagination: page 1 against page %d of %d users a page", pageDepth, pageSize))
 	st, err := store.Open(ctx, store.Config{DSN: b.dsn, Schema: schema, MaxConns: 2}, b.quiet)
@@ -134,13 +145,21 @@ func (b *bencher) pages(ctx context.Context, base, schema string, r *RunResult) 
 		}
 		deep = first + "&cursor=" + url.QueryEscape(cursor)
 	}
-	d := max(b.cfg.APIDuration/2, time.Second)
-	if r.PageFirst, err = loadHTTP(ctx, base, b.token, func(*mrand.Rand) string { return first }, pageConns, d); err != nil {
-		return fmt.Errorf("page 1: %w", err)
+	firstDo, doneFirst, err := httpLoad(base, b.token, func(*mrand.Rand) string { return first }, pageConns)
+	if err != nil {
+		return err
 	}
-	if r.PageDeep, err = loadHTTP(ctx, base, b.token, func(*mrand.Rand) string { return deep }, pageConns, d); err != nil {
-		return fmt.Errorf("page %d: %w", pageDepth, err)
+	defer doneFirst()
+	deepDo, doneDeep, err := httpLoad(base, b.token, func(*mrand.Rand) string { return deep }, pageConns)
+	if err != nil {
+		return err
 	}
+	defer doneDeep()
+	res, err := interleave(ctx, pageConns, max(b.cfg.APIDuration/2, time.Second), interleaveSlice, firstDo, deepDo)
+	if err != nil {
+		return fmt.Errorf("page 1 beside page %d: %w", pageDepth, err)
+	}
+	r.PageFirst, r.PageDeep = res[0], res[1]
 	return nil
 }
 

@@ -23,46 +23,90 @@ type LoadResult struct {
 	Errors int     `json:"errors"`
 }
 
+// loadFunc is one call of a load test, by worker w of the test, with the
+// worker's own random source; ctx ends with the slice of the test it runs
+// in.
+type loadFunc func(ctx context.Context, w int, r *rand.Rand) error
+
 // load runs conns workers calling do for d, and measures each call.
-func load(ctx context.Context, conns int, d time.Duration, do func(w int, r *rand.Rand) error) (LoadResult, error) {
+func load(ctx context.Context, conns int, d time.Duration, do loadFunc) (LoadResult, error) {
+	res, err := interleave(ctx, conns, d, d, do)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	return res[0], nil
+}
+
+// interleave runs the load tests in turn, a slice of at most slice each,
+// until each has run for d, with conns workers, and measures each call.
+// Tests compared with each other are interleaved so that what else runs
+// on the machine, which changes from one second to the next, weighs on
+// each alike.
+func interleave(ctx context.Context, conns int, d, slice time.Duration, tests ...loadFunc) ([]LoadResult, error) {
+	type acc struct {
+		lats    []float64
+		errs    int
+		elapsed time.Duration
+	}
+	accs := make([]acc, len(tests))
+	for round := 0; accs[0].elapsed < d; round++ {
+		for i, do := range tests {
+			lats, errs, elapsed := loadSlice(ctx, conns, min(slice, d-accs[i].elapsed), round, do)
+			accs[i].lats = append(accs[i].lats, lats...)
+			accs[i].errs += errs
+			accs[i].elapsed += elapsed
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]LoadResult, len(tests))
+	for i, a := range accs {
+		out[i].Errors = a.errs
+		if len(a.lats) == 0 {
+			return nil, fmt.Errorf("no request succeeded (%d errors)", a.errs)
+		}
+		sort.Float64s(a.lats)
+		out[i].RPS = float64(len(a.lats)) / a.elapsed.Seconds()
+		out[i].P50, out[i].P99 = percentile(a.lats, 50), percentile(a.lats, 99)
+	}
+	return out, nil
+}
+
+// loadSlice runs conns workers calling do for d, and returns the latency
+// of each call that succeeded in milliseconds, the count of those that
+// failed, and the time taken. round seeds the workers' random sources.
+func loadSlice(ctx context.Context, conns int, d time.Duration, round int, do loadFunc) (lats []float64, errs int, elapsed time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	lats := make([][]float64, conns)
-	errs := make([]int, conns)
+	wlats := make([][]float64, conns)
+	werrs := make([]int, conns)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := 0; w < conns; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), 42))
+			r := rand.New(rand.NewPCG(uint64(w), 42+uint64(round)))
 			for ctx.Err() == nil {
 				t := time.Now()
-				if err := do(w, r); err != nil {
+				if err := do(ctx, w, r); err != nil {
 					if ctx.Err() == nil {
-						errs[w]++
+						werrs[w]++
 					}
 					continue
 				}
-				lats[w] = append(lats[w], float64(time.Since(t).Microseconds())/1000)
+				wlats[w] = append(wlats[w], float64(time.Since(t).Microseconds())/1000)
 			}
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start).Seconds()
-	var all []float64
-	res := LoadResult{}
-	for w := range lats {
-		all = append(all, lats[w]...)
-		res.Errors += errs[w]
+	elapsed = time.Since(start)
+	for w := range wlats {
+		lats = append(lats, wlats[w]...)
+		errs += werrs[w]
 	}
-	if len(all) == 0 {
-		return res, fmt.Errorf("no request succeeded (%d errors)", res.Errors)
-	}
-	sort.Float64s(all)
-	res.RPS = float64(len(all)) / elapsed
-	res.P50, res.P99 = percentile(all, 50), percentile(all, 99)
-	return res, nil
+	return lats, errs, elapsed
 }
 
 // percentile of sorted values (nearest rank); 0 when empty.
@@ -85,12 +129,12 @@ func httpClient(conns int) *http.Client {
 	}
 }
 
-// loadNetHTTP is loadHTTP with net/http's client as the load generator
+// netHTTPLoad is httpLoad with net/http's client as the load generator
 // instead of rawConn: what a Go client of the API pays, on the same cores.
-func loadNetHTTP(ctx context.Context, base, token string, path func(*rand.Rand) string, conns int, d time.Duration) (LoadResult, error) {
+// Call done when the test is over.
+func netHTTPLoad(base, token string, path func(*rand.Rand) string, conns int) (do loadFunc, done func()) {
 	c := httpClient(conns)
-	defer c.CloseIdleConnections()
-	return load(ctx, conns, d, func(_ int, r *rand.Rand) error {
+	return func(ctx context.Context, _ int, r *rand.Rand) error {
 		req, err := authedGet(ctx, token, base+path(r))
 		if err != nil {
 			return err
@@ -105,21 +149,23 @@ func loadNetHTTP(ctx context.Context, base, token string, path func(*rand.Rand) 
 			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return err
-	})
+	}, c.CloseIdleConnections
 }
 
-// loadPgx runs the API's query through the store directly, with the same
-// pool size as the API's (store.DefaultMaxConns), at the same concurrency.
-func (b *bencher) loadPgx(ctx context.Context, schema string, name func(int) string) (LoadResult, error) {
+// pgxLoad runs the API's query through the store directly, with the same
+// pool size as the API's (store.DefaultMaxConns): the same work as GET
+// /users/{name} minus HTTP, one query per call. Queries run under ctx,
+// not a slice's context, so that no query is canceled at a slice's end.
+// Call done when the test is over.
+func (b *bencher) pgxLoad(ctx context.Context, schema string, name func(int) string) (do loadFunc, done func(), err error) {
 	st, err := store.Open(ctx, store.Config{DSN: b.dsn, Schema: schema}, b.quiet)
 	if err != nil {
-		return LoadResult{}, err
+		return nil, nil, err
 	}
-	defer st.Close()
-	return load(ctx, b.cfg.APIConns, b.cfg.APIDuration, func(_ int, r *rand.Rand) error {
+	return func(_ context.Context, _ int, r *rand.Rand) error {
 		_, err := st.UsersByName(ctx, name(r.IntN(1<<30)), 1000)
 		return err
-	})
+	}, st.Close, nil
 }
 
 // loadConst measures a net/http server answering constant JSON: what the

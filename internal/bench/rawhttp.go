@@ -128,26 +128,37 @@ func (c *rawConn) close() {
 	}
 }
 
-// loadHTTP GETs base+path(r) for d, each request carrying token as its
-// bearer token, from conns workers with a keep-alive connection each
-// (rawConn). A status other than 200 counts as an error.
-func loadHTTP(ctx context.Context, base, token string, path func(*rand.Rand) string, conns int, d time.Duration) (LoadResult, error) {
+// httpLoad GETs base+path(r), each request carrying token as its bearer
+// token, each of conns workers on a keep-alive connection of its own
+// (rawConn), kept from one slice to the next. A status other than 200
+// counts as an error. Call done when the test is over.
+func httpLoad(base, token string, path func(*rand.Rand) string, conns int) (do loadFunc, done func(), err error) {
 	cs := make([]*rawConn, conns)
 	for i := range cs {
-		c, err := newRawConn(base, token)
-		if err != nil {
-			return LoadResult{}, err
+		if cs[i], err = newRawConn(base, token); err != nil {
+			return nil, nil, err
 		}
-		cs[i] = c
-		defer c.close()
 	}
-	lctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	return load(lctx, conns, d, func(w int, r *rand.Rand) error {
-		status, err := cs[w].get(lctx, path(r))
+	do = func(ctx context.Context, w int, r *rand.Rand) error {
+		status, err := cs[w].get(ctx, path(r))
 		if err == nil && status != 200 {
 			err = fmt.Errorf("status %d", status)
 		}
 		return err
-	})
+	}
+	return do, func() {
+		for _, c := range cs {
+			c.close()
+		}
+	}, nil
+}
+
+// loadHTTP is an httpLoad test run alone for d.
+func loadHTTP(ctx context.Context, base, token string, path func(*rand.Rand) string, conns int, d time.Duration) (LoadResult, error) {
+	do, done, err := httpLoad(base, token, path, conns)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	defer done()
+	return load(ctx, conns, d, do)
 }
