@@ -176,7 +176,7 @@ func (s *Server) usersByNames(w http.ResponseWriter, r *http.Request, names []st
 			out.Users[n] = us
 		}
 	}
-	s.writeCached(w, r, out)
+	s.writeAppended(w, r, func(b []byte) ([]byte, error) { return appendUsersByName(b, out.Users) })
 }
 
 func (s *Server) usersByOrganization(w http.ResponseWriter, r *http.Request, org string) {
@@ -207,7 +207,7 @@ func (s *Server) usersByOrganization(w http.ResponseWriter, r *http.Request, org
 	if out.Users == nil {
 		out.Users = []store.Profile{}
 	}
-	s.writeCached(w, r, out)
+	s.writeAppended(w, r, func(b []byte) ([]byte, error) { return appendUsersPage(b, out) })
 }
 
 // getUserByID serves GET /users/by-id/{id}: the user, deleted or not.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,61 @@ import (
 // them, byte for byte (FuzzAppendProfilesMatchesEncodingJSON checks it),
 // without reflection and without allocating for plain strings.
 func appendProfiles(b []byte, users []store.Profile) ([]byte, error) {
+	b, err := appendProfileArray(b, users)
+	if err != nil {
+		return b, err
+	}
+	return append(b, '\n'), nil
+}
+
+// appendUsersByName appends GET /users?name=…'s body as writeCached would
+// write usersByNameJSON{users}: json.Marshal's bytes (names in byte order)
+// and a newline. TestAppendListingsMatchEncodingJSON compares the two.
+func appendUsersByName(b []byte, users map[string][]store.Profile) ([]byte, error) {
+	if users == nil {
+		return append(b, `{"users":null}`+"\n"...), nil
+	}
+	names := make([]string, 0, len(users))
+	for n := range users {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	b = append(b, `{"users":{`...)
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, n)
+		b = append(b, ':')
+		var err error
+		if b, err = appendProfileArray(b, users[n]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, "}}\n"...), nil
+}
+
+// appendUsersPage appends GET /users?organization=…'s body as writeCached
+// would write p.
+func appendUsersPage(b []byte, p usersPageJSON) ([]byte, error) {
+	b = append(b, `{"users":`...)
+	b, err := appendProfileArray(b, p.Users)
+	if err != nil {
+		return b, err
+	}
+	if p.NextCursor != "" {
+		b = append(b, `,"next_cursor":`...)
+		b = appendString(b, p.NextCursor)
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendProfileArray appends users as json.Marshal writes them: null for
+// nil, else an array.
+func appendProfileArray(b []byte, users []store.Profile) ([]byte, error) {
+	if users == nil {
+		return append(b, "null"...), nil
+	}
 	b = append(b, '[')
 	for i := range users {
 		p := &users[i]
@@ -43,7 +99,7 @@ func appendProfiles(b []byte, users []store.Profile) ([]byte, error) {
 		b = p.ReceivedAt.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"', '}')
 	}
-	return append(b, ']', '\n'), nil
+	return append(b, ']'), nil
 }
 
 func appendNullable(b []byte, s *string) []byte {

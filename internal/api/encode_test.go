@@ -49,6 +49,53 @@ func TestAppendProfilesMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestAppendListingsMatchEncodingJSON: GET /users?name=… and GET
+// /users?organization=… are written by appenders; their bytes (and so
+// their ETags) must be what writeCached wrote with encoding/json before.
+func TestAppendListingsMatchEncodingJSON(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2021, 3, 2, 10, 0, 0, 1000, time.UTC)
+	snake := []store.Profile{{ID: "a", Username: "Snake", UserEmail: ptr("s@f.ox"), ReceivedAt: at}, {ID: "b", Username: "Snake", OrganizationTier: ptr("gold"), ReceivedAt: at}}
+	odd := []store.Profile{{ID: `q"\`, Username: "<b>&</b>", UserType: ptr("Zoë \u2028"), ReceivedAt: at}}
+	std := func(v any) []byte {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(b, '\n')
+	}
+	for _, tt := range []struct {
+		name  string
+		users map[string][]store.Profile
+	}{
+		{"none", map[string][]store.Profile{}},
+		{"nil map", nil},
+		{"empty and found", map[string][]store.Profile{"Nobody": {}, "Snake": snake}},
+		{"names in byte order", map[string][]store.Profile{"b": {}, "a": {}, "B": {}, "Zoë": {}, "zz": {}, "a b": {}, "ä": {}, "<&>": odd, `"q"`: {}, "\u2028": {}}},
+		{"nil value", map[string][]store.Profile{"x": nil}},
+	} {
+		got, err := appendUsersByName(nil, tt.users)
+		if want := std(usersByNameJSON{Users: tt.users}); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("by name, %s: %v\n got %s\nwant %s", tt.name, err, got, want)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		page usersPageJSON
+	}{
+		{"empty", usersPageJSON{Users: []store.Profile{}}},
+		{"nil", usersPageJSON{}},
+		{"last page", usersPageJSON{Users: snake}},
+		{"a cursor", usersPageJSON{Users: odd, NextCursor: "AXVwYWdlLTAwMDAwOTk"}},
+		{"a cursor to escape", usersPageJSON{Users: snake, NextCursor: "<&>\""}},
+	} {
+		got, err := appendUsersPage(nil, tt.page)
+		if want := std(tt.page); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("page, %s: %v\n got %s\nwant %s", tt.name, err, got, want)
+		}
+	}
+}
+
 func TestAppendProfilesRefusesWhatEncodingJSONRefuses(t *testing.T) {
 	t.Parallel()
 	users := []store.Profile{{ID: "far", Username: "x", ReceivedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}

@@ -18,7 +18,30 @@ func (s *Server) writeCached(w http.ResponseWriter, r *http.Request, v any) {
 		s.fail(w, r, err)
 		return
 	}
-	body = append(body, '\n')
+	s.writeTagged(w, r, append(body, '\n'))
+}
+
+// writeAppended is writeCached for a body that appendBody appends to a
+// pooled buffer (the hot listings' encoders in encode.go, which skip
+// encoding/json's reflection).
+func (s *Server) writeAppended(w http.ResponseWriter, r *http.Request, appendBody func([]byte) ([]byte, error)) {
+	bp := bufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			bufs.Put(bp)
+		}
+	}()
+	body, err := appendBody((*bp)[:0])
+	*bp = body[:0]
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeTagged(w, r, body)
+}
+
+// writeTagged writes body, a whole JSON document, as writeCached does.
+func (s *Server) writeTagged(w http.ResponseWriter, r *http.Request, body []byte) {
 	sum := sha256.Sum256(body)
 	tag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	h := w.Header()
