@@ -265,3 +265,40 @@ func writeAcross(t *testing.T, st *store.Store, first, second *store.Batch) {
 		t.Fatal(secondErr)
 	}
 }
+
+// TestOutboxPayloadsUseLZ4: the outbox's payload columns are compressed
+// with lz4, on the parent, on every partition the migrations created, and
+// on one created later (as the maintenance does), so that a chunk writes a
+// fifth of the WAL it would uncompressed (migration 0012).
+func TestOutboxPayloadsUseLZ4(t *testing.T) {
+	t.Parallel()
+	st := testenv.ChangelogStore(t)
+	conn := testenv.Conn(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+st.Schema()+".changelog_outbox_d20301231 PARTITION OF "+st.Schema()+".changelog_outbox FOR VALUES FROM ('2030-12-31') TO ('2031-01-01')"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT c.relname || '.' || a.attname, a.attcompression::text, a.attstorage::text
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname LIKE 'changelog_outbox%' AND a.attname IN ('payload', 'events', 'windows')`, st.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var col, compression, storage string
+		if err := rows.Scan(&col, &compression, &storage); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if compression != "l" || storage != "x" {
+			t.Errorf("%s: compression %q, storage %q; want lz4 (l), extended (x)", col, compression, storage)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 6 {
+		t.Fatalf("%d payload columns found: the check proves little", n)
+	}
+}
