@@ -42,6 +42,8 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 		{"(c) end-to-end pipeline, changelog off", b.pipelineOff},
 		{"(c+) end-to-end pipeline with the changelog, then freshness, changelog latency and API", b.pipeline},
 		{"fan-out of a tier change to the changelog", b.fanout},
+		{"(c++) end-to-end pipeline with every output, then the as-of join's emission delay", b.pipelineOutputs},
+		{"a burst of as-of join corrections", b.correctionBurst},
 	}
 	for _, s := range steps {
 		b.progress(fmt.Sprintf("run %d/%d: %s", run, b.cfg.Runs, s.name))
@@ -50,7 +52,7 @@ func (b *bencher) run(ctx context.Context, run int) (RunResult, error) {
 		}
 	}
 	// (a2) and (c) are compared with (b) as the same work: check they did it.
-	for _, c := range []struct{ name, got string }{{"(a2)", r.minimumDigest}, {"(c)", r.pipelineDigest}, {"(c+)", r.changelogDigest}} {
+	for _, c := range []struct{ name, got string }{{"(a2)", r.minimumDigest}, {"(c)", r.pipelineDigest}, {"(c+)", r.changelogDigest}, {"(c++)", r.outputsDigest}} {
 		if c.got != r.storeDigest {
 			return r, fmt.Errorf("%s left a different state from (b)'s:\n  %s\n  %s", c.name, c.got, r.storeDigest)
 		}

@@ -2,10 +2,7 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/streamjoin/streamjoin/internal/changelog"
@@ -77,71 +74,26 @@ func (b *bencher) fanout(ctx context.Context, run int, r *RunResult) error {
 	defer func() { stopRelay(); <-relayDone }()
 
 	// The concurrent stream: 100 users per write, back to back.
-	type span struct{ start, end time.Time }
-	var (
-		mu     sync.Mutex
-		writes []span
-	)
-	wctx, stopWrites := context.WithCancel(ctx)
-	writesDone := make(chan error, 1)
-	go func() {
-		for i := 0; wctx.Err() == nil; i++ {
-			bt := &store.Batch{}
-			for j := range 100 {
-				at := t0.Add(time.Duration(i+1) * time.Millisecond)
-				bt.Users = append(bt.Users, event.User{ID: fmt.Sprint("other-", j), Type: event.UserUpdated, Username: str("other"), OrganizationName: str("other-org"), ReceivedAt: at, LogTime: at, Pos: event.Position{Offset: int64(i)}})
-			}
-			start := time.Now()
-			if err := st.WriteState(wctx, bt); err != nil {
-				if wctx.Err() != nil {
-					break
-				}
-				writesDone <- err
-				return
-			}
-			mu.Lock()
-			writes = append(writes, span{start, time.Now()})
-			mu.Unlock()
+	spans, err := concurrentWrites(ctx, func(i int) error {
+		bt := &store.Batch{}
+		for j := range 100 {
+			at := t0.Add(time.Duration(i+1) * time.Millisecond)
+			bt.Users = append(bt.Users, event.User{ID: fmt.Sprint("other-", j), Type: event.UserUpdated, Username: str("other"), OrganizationName: str("other-org"), ReceivedAt: at, LogTime: at, Pos: event.Position{Offset: int64(i)}})
 		}
-		writesDone <- nil
-	}()
-	time.Sleep(time.Second) // the stream's own pace, before the tier change
-
-	start := time.Now()
-	err = st.WriteState(ctx, &store.Batch{Orgs: []event.Org{{Name: fanoutOrg, Tier: str("gold"), CreatedAt: t0.Add(time.Second), LogTime: t0, Pos: event.Position{Offset: 1}}}})
-	txnEnd := time.Now()
-	if err == nil {
-		err = waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute)
-	}
-	relayed := time.Now()
-	time.Sleep(200 * time.Millisecond) // a few writes after, so none is cut short
-	stopWrites()
-	if werr := <-writesDone; err == nil {
-		err = werr
-	}
+		return st.WriteState(ctx, bt)
+	}, func() (time.Time, time.Time, error) {
+		start := time.Now()
+		err := st.WriteState(ctx, &store.Batch{Orgs: []event.Org{{Name: fanoutOrg, Tier: str("gold"), CreatedAt: t0.Add(time.Second), LogTime: t0, Pos: event.Position{Offset: 1}}}})
+		end := time.Now()
+		if err == nil {
+			err = waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute)
+		}
+		r.FanoutRelayed = time.Since(start).Seconds()
+		return start, end, err
+	})
 	if err != nil {
 		return fmt.Errorf("fan-out: %w", err)
 	}
-	var before []float64
-	stall := 0.0
-	mu.Lock()
-	for _, w := range writes {
-		d := w.end.Sub(w.start).Seconds() * 1000
-		switch {
-		case w.end.Before(start):
-			before = append(before, d)
-		case w.start.Before(txnEnd):
-			stall = max(stall, d)
-		}
-	}
-	mu.Unlock()
-	if len(before) == 0 || stall == 0 {
-		return errors.New("fan-out: the concurrent writes did not overlap the tier change; no stall figure")
-	}
-	sort.Float64s(before)
-	r.FanoutTxn = txnEnd.Sub(start).Seconds()
-	r.FanoutRelayed = relayed.Sub(start).Seconds()
-	r.FanoutStall = stall
-	r.FanoutWriteP50 = percentile(before, 50)
+	r.FanoutTxn, r.FanoutStall, r.FanoutWriteP50 = spans.txn, spans.stall, spans.beforeP50
 	return nil
 }

@@ -21,14 +21,29 @@ type proc struct {
 	done chan struct{}
 }
 
-// startPipeline starts `streamjoin run` on schema, with the changelog
-// (to the topic user_profiles) or without, its data routes behind the
-// bench's token file.
-func (b *bencher) startPipeline(broker, schema string, changelog bool) (*proc, error) {
+// outputs are the output topics a pipeline process produces.
+type outputs struct {
+	changelog bool // user_profiles
+	enriched  bool // user_events_enriched and org_activity, the event-time outputs
+}
+
+// allOutputs is the default: every output on.
+var allOutputs = outputs{changelog: true, enriched: true}
+
+// startPipeline starts `streamjoin run` on schema, with the outputs outs,
+// its data routes behind the bench's token file.
+func (b *bencher) startPipeline(broker, schema string, outs outputs) (*proc, error) {
 	args := []string{"--brokers", broker,
 		"--writers", strconv.Itoa(b.cfg.Writers), "--max-poll-records", strconv.Itoa(b.cfg.BatchSize)}
-	if !changelog {
+	if !outs.changelog {
 		args = append(args, "--changelog-topic=")
+	}
+	if !outs.enriched {
+		args = append(args, "--enriched-topic=", "--activity-topic=")
+	} else {
+		// Organization partitions that a short stream leaves without
+		// records stop holding the as-of join back soon (outputs.go).
+		args = append(args, "--idle-timeout", "2s")
 	}
 	return b.start(schema, args...)
 }

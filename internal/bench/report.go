@@ -22,6 +22,21 @@ type RunResult struct {
 	Pipeline  float64 `json:"c_pipeline_events_per_s"`
 	// PipelineChangelog is (c) with the changelog on, until it is produced.
 	PipelineChangelog float64 `json:"c_changelog_events_per_s"`
+	// PipelineOutputs is (c) with every output on (the default), until
+	// the outbox is produced.
+	PipelineOutputs float64 `json:"c_all_outputs_events_per_s"`
+	// The as-of join's emission delay at the steady rate: from the later
+	// of an event's produce and the organization watermark passing it, to
+	// a read_committed consumer seeing its first answer.
+	EmitCount    int     `json:"emit_delay_samples"`
+	EmitUnpassed int     `json:"emit_delay_left_out"`
+	EmitP50      float64 `json:"emit_delay_p50_ms"`
+	EmitP99      float64 `json:"emit_delay_p99_ms"`
+	// A burst of FanoutUsers corrections (correctionBurst).
+	CorrTxn      float64 `json:"corrections_transaction_s"`
+	CorrRelayed  float64 `json:"corrections_relayed_s"`
+	CorrStall    float64 `json:"corrections_stall_ms"`
+	CorrWriteP50 float64 `json:"corrections_concurrent_write_p50_ms"`
 	PipelineWall      float64 `json:"c_pipeline_with_startup_events_per_s"`
 	SeedLoop          float64 `json:"d_seed_loop_events_per_s"`
 	PipelineRSS       int64   `json:"c_pipeline_peak_rss_bytes"`
@@ -55,7 +70,7 @@ type RunResult struct {
 	CPU *PipelineCPU `json:"c_cpu_cores,omitempty"`
 
 	// What (b), (a2) and (c) left in their schemas: they must match.
-	storeDigest, minimumDigest, pipelineDigest, changelogDigest string
+	storeDigest, minimumDigest, pipelineDigest, changelogDigest, outputsDigest string
 }
 
 // Figure is one line of the report: the median over runs and the spread.
@@ -171,6 +186,15 @@ func (r *Report) summarize() {
 	cl := func(x RunResult) float64 { return x.PipelineChangelog }
 	add("(c+) end-to-end with the changelog on, until produced", "events/s", col(cl), "", nil)
 	add("c+ / c (changelog on / off)", "ratio", ratio(cl, c), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
+	all := func(x RunResult) float64 { return x.PipelineOutputs }
+	add("(c++) end-to-end with every output on (the default), until produced", "events/s", col(all), "", nil)
+	add("c++ / c (every output on / off)", "ratio", ratio(all, c), "≥ 0.8", func(v float64) bool { return v >= 0.8 })
+	add("as-of join: emission delay p50 beyond the organization watermark", "ms", col(func(x RunResult) float64 { return x.EmitP50 }), "", nil)
+	add("as-of join: emission delay p99 beyond the organization watermark", "ms", col(func(x RunResult) float64 { return x.EmitP99 }), "≤ 250", func(v float64) bool { return v <= 250 })
+	add("correction burst: the correcting transaction", "s", col(func(x RunResult) float64 { return x.CorrTxn }), "", nil)
+	add("correction burst: until every correction is produced", "s", col(func(x RunResult) float64 { return x.CorrRelayed }), "", nil)
+	add("correction burst: longest concurrent log write (the ingest stall)", "ms", col(func(x RunResult) float64 { return x.CorrStall }), "", nil)
+	add("correction burst: concurrent log write p50 before it", "ms", col(func(x RunResult) float64 { return x.CorrWriteP50 }), "", nil)
 	add("freshness p50, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP50 }), "", nil)
 	add("freshness p99, produce → committed", "ms", col(func(x RunResult) float64 { return x.FreshP99 }), "≤ 250", func(v float64) bool { return v <= 250 })
 	add("changelog latency p50, state commit → read_committed consumer", "ms", col(func(x RunResult) float64 { return x.ChangelogP50 }), "", nil)

@@ -38,7 +38,7 @@ func (b *bencher) rssRun(ctx context.Context) (int64, float64, error) {
 	}
 	defer conn.Close(ctx)
 	start := time.Now()
-	p, err := b.startPipeline(kb.addr, schema, true)
+	p, err := b.startPipeline(kb.addr, schema, allOutputs)
 	if err != nil {
 		return 0, 0, err
 	}

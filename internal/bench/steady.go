@@ -26,6 +26,12 @@ const defaultCommitWait = time.Minute
 // Every record counts: if any is not committed within b.commitWait after the
 // stream ends, steady fails rather than report the freshness of the others.
 func (b *bencher) steady(ctx context.Context, kc *kafka.Connector, conn *pgx.Conn, schema string, seed int, d time.Duration, during func()) ([]float64, error) {
+	return b.steadyWith(ctx, kc, conn, schema, seed, d, during, nil)
+}
+
+// steadyWith is steady that also calls onSent, if not nil, with each
+// acknowledged record's topic, partition, offset and produce time.
+func (b *bencher) steadyWith(ctx context.Context, kc *kafka.Connector, conn *pgx.Conn, schema string, seed int, d time.Duration, during func(), onSent func(topic string, part int32, offset int64, at time.Time)) ([]float64, error) {
 	wl := b.cfg.Workload
 	wl.Events = int(float64(b.cfg.FreshRate) * d.Seconds())
 	wl.OrgEvents = wl.Events/100 + 1
@@ -77,6 +83,9 @@ func (b *bencher) steady(ctx context.Context, kc *kafka.Connector, conn *pgx.Con
 					return
 				}
 				w.sent(kr.Topic, kr.Partition, kr.Offset, at)
+				if onSent != nil {
+					onSent(kr.Topic, kr.Partition, kr.Offset, at)
+				}
 			})
 		}
 		next = next.Add(10 * time.Millisecond)
