@@ -37,12 +37,12 @@ type RunResult struct {
 	CorrRelayed  float64 `json:"corrections_relayed_s"`
 	CorrStall    float64 `json:"corrections_stall_ms"`
 	CorrWriteP50 float64 `json:"corrections_concurrent_write_p50_ms"`
-	PipelineWall      float64 `json:"c_pipeline_with_startup_events_per_s"`
-	SeedLoop          float64 `json:"d_seed_loop_events_per_s"`
-	PipelineRSS       int64   `json:"c_pipeline_peak_rss_bytes"`
-	FreshCount        int     `json:"freshness_samples"`
-	FreshP50          float64 `json:"freshness_p50_ms"`
-	FreshP99          float64 `json:"freshness_p99_ms"`
+	PipelineWall float64 `json:"c_pipeline_with_startup_events_per_s"`
+	SeedLoop     float64 `json:"d_seed_loop_events_per_s"`
+	PipelineRSS  int64   `json:"c_pipeline_peak_rss_bytes"`
+	FreshCount   int     `json:"freshness_samples"`
+	FreshP50     float64 `json:"freshness_p50_ms"`
+	FreshP99     float64 `json:"freshness_p99_ms"`
 	// The changelog's latency at the steady rate: state commit → a
 	// read_committed consumer sees the record.
 	ChangelogCount int     `json:"changelog_samples"`
