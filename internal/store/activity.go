@@ -59,7 +59,11 @@ func ActivityTx(ctx context.Context, tx pgx.Tx, b *Batch, opts ActivityOptions) 
 		u := &b.Users[i]
 		ids[i], types[i], orgs[i], at[i] = u.ID, u.Type.String(), u.OrganizationName, u.ReceivedAt
 	}
-	if err := tx.QueryRow(ctx, sqlActivityCount, b.UserTopic, opts.Window, opts.AllowedLateness, ids, types, orgs, at).Scan(&st.TooLate, &st.Corrections); err != nil {
+	batch := &pgx.Batch{}
+	batch.Queue(sqlGenericPlans) // as EnrichTx's
+	batch.Queue(sqlActivityCount, b.UserTopic, opts.Window, opts.AllowedLateness, ids, types, orgs, at).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&st.TooLate, &st.Corrections) })
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return ActivityStats{}, fmt.Errorf("counting organization activity: %w", err)
 	}
 	return st, nil

@@ -79,51 +79,58 @@ func BenchmarkWriteStateChangelog(b *testing.B) {
 }
 
 // BenchmarkWriteLogOutputs is the cost of the event-time outputs in the
-// log transaction: 5,000 user events over 1,000 organizations and 20
-// organization events per write, with the outputs off, the as-of join on
-// (eager: every event emitted, and the versions' corrections), the
-// windowed activity on, and both. The outbox is emptied between writes,
-// as the relay would.
+// log transaction, for batches of 5,000 and of 200 user events (a steady
+// stream's batches are small, and pay fixed costs), with the outputs off,
+// the as-of join on (eager: every event emitted, and the versions'
+// corrections), the windowed activity on, and both. The outbox is emptied
+// between writes, as the relay would.
 func BenchmarkWriteLogOutputs(b *testing.B) {
 	for _, tc := range []struct {
 		name               string
 		enriched, activity bool
 	}{{"off", false, false}, {"enriched", true, false}, {"activity", false, true}, {"both", true, true}} {
-		b.Run(tc.name, func(b *testing.B) {
-			ctx := context.Background()
-			st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(b), Schema: testenv.Schema(b),
-				Enriched: tc.enriched, EnrichedEager: true, Activity: tc.activity}, testenv.Logger(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(st.Close)
-			if _, err := st.Migrate(ctx); err != nil {
-				b.Fatal(err)
-			}
-			conn := testenv.Conn(b)
-			const n, orgs = 5000, 20
-			off := int64(0)
-			for b.Loop() {
-				b.StopTimer()
-				if _, err := conn.Exec(ctx, "DELETE FROM "+st.Schema()+".changelog_outbox; DELETE FROM "+st.Schema()+".changelog_commits"); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				bt := &store.Batch{UserTopic: "u", OrgTopic: "o", Users: make([]event.User, n)}
-				for i := range bt.Users {
-					at := t0.Add(time.Duration(off+int64(i)) * time.Millisecond)
-					bt.Users[i] = user(fmt.Sprintf("user-%d", (off+int64(i))%100000), event.UserUpdated, "name", fmt.Sprint("org-", (off+int64(i))%1000), at, 0, off+int64(i))
-				}
-				for i := range orgs {
-					at := t0.Add(time.Duration(off+int64(i)*250) * time.Millisecond)
-					bt.Orgs = append(bt.Orgs, org(fmt.Sprint("org-", (off+int64(i)*97)%1000), fmt.Sprint("tier-", off%3), at, 1, off+int64(i)))
-				}
-				if err := st.WriteLog(ctx, bt); err != nil {
-					b.Fatal(err)
-				}
-				off += n
-			}
-			b.ReportMetric(float64((n+orgs)*b.N)/b.Elapsed().Seconds(), "events/s")
-		})
+		for _, size := range []int{5000, 200} {
+			b.Run(fmt.Sprintf("%s/%d", tc.name, size), func(b *testing.B) { benchmarkWriteLog(b, tc.enriched, tc.activity, size) })
+		}
 	}
+}
+
+// benchmarkWriteLog writes batches of n user events over 1,000
+// organizations, and one organization event per 250 of them, through
+// WriteLog with the outputs given on.
+func benchmarkWriteLog(b *testing.B, enriched, activity bool, n int) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(b), Schema: testenv.Schema(b),
+		Enriched: enriched, EnrichedEager: true, Activity: activity}, testenv.Logger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(st.Close)
+	if _, err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	conn := testenv.Conn(b)
+	orgs := max(1, n/250)
+	off := int64(0)
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := conn.Exec(ctx, "DELETE FROM "+st.Schema()+".changelog_outbox; DELETE FROM "+st.Schema()+".changelog_commits"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		bt := &store.Batch{UserTopic: "u", OrgTopic: "o", Users: make([]event.User, n)}
+		for i := range bt.Users {
+			at := t0.Add(time.Duration(off+int64(i)) * time.Millisecond)
+			bt.Users[i] = user(fmt.Sprintf("user-%d", (off+int64(i))%100000), event.UserUpdated, "name", fmt.Sprint("org-", (off+int64(i))%1000), at, 0, off+int64(i))
+		}
+		for i := range orgs {
+			at := t0.Add(time.Duration(off+int64(i)*250) * time.Millisecond)
+			bt.Orgs = append(bt.Orgs, org(fmt.Sprint("org-", (off+int64(i)*97)%1000), fmt.Sprint("tier-", off%3), at, 1, off+int64(i)))
+		}
+		if err := st.WriteLog(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+		off += int64(n)
+	}
+	b.ReportMetric(float64((n+orgs)*b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -26,6 +26,7 @@ var (
 	sqlEnrichedCorrect = query("enriched_correct")
 	sqlEnrichedRelease = query("enriched_release")
 	sqlVersionsInsert  = query("org_versions_insert")
+	sqlGenericPlans    = "SET LOCAL plan_cache_mode = force_generic_plan"
 	sqlEnrichedShared  = fmt.Sprintf("SELECT pg_advisory_xact_lock_shared(%d, hashtext(current_schema()))", enrichedLockClass)
 	sqlEnrichedExcl    = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))", enrichedLockClass)
 )
@@ -70,6 +71,10 @@ func EnrichTx(ctx context.Context, tx pgx.Tx, b *Batch, opts EnrichOptions) (Enr
 		return st, nil
 	}
 	batch := &pgx.Batch{}
+	// Generic plans: the statements' parameters are arrays whose values
+	// do not change the best plan, and planning them anew for every batch
+	// cost a millisecond of each small one (BenchmarkWriteLogOutputs/…/200).
+	batch.Queue(sqlGenericPlans)
 	if len(b.Orgs) > 0 {
 		batch.Queue(sqlEnrichedExcl)
 	} else {

@@ -35,10 +35,16 @@ WITH nv AS (
                     'infinity'::timestamptz) AS to_t
     FROM span s
 ), affected AS (
+    -- LATERAL, so that each organization's span is an index range scan
+    -- (user_events_org_received_idx) whatever the statistics of a young
+    -- day partition say.
     SELECT e.*
     FROM bounds s
-    JOIN user_events e
-      ON e.organization_name = s.organization_name AND e.received_at >= s.from_t AND e.received_at < s.to_t
+    CROSS JOIN LATERAL (
+        SELECT * FROM user_events e
+        WHERE e.organization_name = s.organization_name AND e.received_at >= s.from_t AND e.received_at < s.to_t
+        OFFSET 0 -- not pulled up: a scan per organization, by the index
+    ) e
     WHERE e.topic = $1
       AND NOT EXISTS (SELECT 1 FROM enriched_pending p
                       WHERE p.topic = e.topic AND p.partition = e.partition AND p."offset" = e."offset")
