@@ -107,7 +107,7 @@ func (b *bencher) steadyWith(ctx context.Context, kc *kafka.Connector, conn *pgx
 	case failed.get() != nil:
 		return nil, fmt.Errorf("producing: %w", failed.get())
 	case left > 0:
-		return nil, fmt.Errorf("%d of %d records not committed within %s of the end of the stream", left, produced, b.commitWait)
+		return nil, &uncommittedError{left: left, produced: produced, wait: b.commitWait}
 	}
 	lat := w.latencies()
 	if len(lat) != produced {
@@ -216,4 +216,14 @@ func (w *commitWatch) poll(ctx context.Context, conn *pgx.Conn, schema string, s
 			return nil
 		})
 	}
+}
+
+// uncommittedError: the pipeline did not keep up with the steady stream.
+type uncommittedError struct {
+	left, produced int
+	wait           time.Duration
+}
+
+func (e *uncommittedError) Error() string {
+	return fmt.Sprintf("%d of %d records not committed within %s of the end of the stream", e.left, e.produced, e.wait)
 }
