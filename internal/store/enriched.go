@@ -124,6 +124,31 @@ func insertVersionsTx(ctx context.Context, tx pgx.Tx, b *Batch) error {
 	return nil
 }
 
+// enrichedIndex indexes the raw user log by organization and event time:
+// a correction's candidate events (enriched_correct.sql). Only a store
+// with the as-of join on creates it, because every raw user event pays an
+// entry in it.
+const enrichedIndex = "CREATE INDEX IF NOT EXISTS user_events_org_received_idx ON user_events (organization_name, received_at)"
+
+// ensureEnrichedIndex creates enrichedIndex on conn, in the store's schema,
+// if it is missing. On a raw log that is already large this builds the
+// index on every partition at once, holding writes to the raw log back
+// until it is built (docs/operations.md, "Upgrades"). A store with the
+// as-of join turned off later keeps it: drop it by hand to save its cost.
+func (s *Store) ensureEnrichedIndex(ctx context.Context, conn *pgx.Conn) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+quoteIdent(s.cfg.Schema)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, enrichedIndex)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating the as-of join's index of the raw user log: %w", err)
+	}
+	return nil
+}
+
 // offsetSpans returns, for each partition of users, its least and
 // greatest offset. A batch's records of a partition are a span of offsets
 // that no other batch's records share (the fenced offset advance covers

@@ -550,3 +550,34 @@ func TestAsOfJoinWorkedExample(t *testing.T) {
 		t.Fatalf("after pro:\n got %q\nwant %q (Zeus's update, Athena, Cratos, by time)", got, want)
 	}
 }
+
+// TestEnrichedIndexOnlyWithTheJoin: the raw user log's index by
+// organization and event time, which every raw event pays an entry in, is
+// created by Migrate for a store with the as-of join on, and not for one
+// without it.
+func TestEnrichedIndexOnlyWithTheJoin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn := testenv.Conn(t)
+	for _, on := range []bool{false, true} {
+		st, err := store.Open(ctx, store.Config{DSN: testenv.PostgresDSN(t), Schema: testenv.Schema(t), Enriched: on}, testenv.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'user_events_org_received_idx'", st.Schema()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if (n == 1) != on {
+			t.Errorf("Enriched %v: %d indexes user_events_org_received_idx, want %v", on, n, on)
+		}
+		// A second Migrate of the same schema is a no-op.
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

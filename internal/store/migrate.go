@@ -45,7 +45,9 @@ func migrations() ([]migration, error) {
 }
 
 // Migrate creates the schema if needed and applies every embedded migration
-// not yet applied, each in its own transaction. Concurrent callers are
+// not yet applied, each in its own transaction, and, for a store with the
+// as-of join on (Config.Enriched), creates the raw user log's index that
+// its corrections read (ensureEnrichedIndex). Concurrent callers are
 // serialized by an advisory lock, so many processes may start at once. It
 // returns the number of migrations applied.
 func (s *Store) Migrate(ctx context.Context) (int, error) { return s.MigrateTo(ctx, 0) }
@@ -108,6 +110,11 @@ func (s *Store) MigrateTo(ctx context.Context, upTo int) (int, error) {
 		})
 		if err != nil {
 			return applied, fmt.Errorf("applying migration %s: %w", m.name, err)
+		}
+	}
+	if s.cfg.Enriched && upTo == 0 {
+		if err := s.ensureEnrichedIndex(ctx, conn.Conn()); err != nil {
+			return applied, err
 		}
 	}
 	return applied, nil
