@@ -21,6 +21,17 @@ const changelogTopic = changelog.DefaultTopic
 // schema (it deletes them once their Kafka transaction commits). exited,
 // if not nil, is the relay's process ending: that fails the wait.
 func waitOutboxEmpty(ctx context.Context, conn *pgx.Conn, schema string, exited <-chan struct{}, limit time.Duration) error {
+	if err := waitTableEmpty(ctx, conn, schema, "changelog_commits", exited, limit); err != nil {
+		return fmt.Errorf("the changelog relay did not catch up: %w", err)
+	}
+	return nil
+}
+
+// waitTableEmpty waits, up to limit, until schema's table has no row.
+// exited, if not nil, is the pipeline's process ending: that fails the
+// wait. A failed read is tried again.
+func waitTableEmpty(ctx context.Context, conn *pgx.Conn, schema, table string, exited <-chan struct{}, limit time.Duration) error {
+	q := "SELECT EXISTS (SELECT 1 FROM " + pgx.Identifier{schema, table}.Sanitize() + ")"
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-exited:
@@ -28,14 +39,14 @@ func waitOutboxEmpty(ctx context.Context, conn *pgx.Conn, schema string, exited 
 		default:
 		}
 		var left bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{schema, "changelog_commits"}.Sanitize()+")").Scan(&left); err != nil {
+		if err := conn.QueryRow(ctx, q).Scan(&left); err != nil {
 			continue
 		}
 		if !left {
 			return nil
 		}
 	}
-	return fmt.Errorf("the changelog relay did not catch up within %s", limit)
+	return fmt.Errorf("%s still not empty after %s", table, limit)
 }
 
 // changelogWatch reads the changelog read_committed from its end, and keeps,

@@ -63,7 +63,7 @@ func (b *bencher) pipelineOutputs(ctx context.Context, run int, r *RunResult) er
 	}
 	// Every event of the stream out: none pending (the organization
 	// partitions go idle after the stream), and the outbox produced.
-	if err := waitPendingEmpty(ctx, d.conn, d.schema, d.p.done, time.Minute); err != nil {
+	if err := waitTableEmpty(ctx, d.conn, d.schema, "enriched_pending", d.p.done, time.Minute); err != nil {
 		ew.stop()
 		return fmt.Errorf("emission delay: %w", err)
 	}
@@ -432,23 +432,4 @@ func concurrentWrites(ctx context.Context, write func(i int) error, measured fun
 	sort.Float64s(before)
 	out.beforeP50 = percentile(before, 50)
 	return out, nil
-}
-
-// waitPendingEmpty waits until no enriched event is pending, up to limit.
-func waitPendingEmpty(ctx context.Context, conn *pgx.Conn, schema string, exited <-chan struct{}, limit time.Duration) error {
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		select {
-		case <-exited:
-			return errors.New("the pipeline process exited")
-		default:
-		}
-		var left bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{schema, "enriched_pending"}.Sanitize()+")").Scan(&left); err != nil {
-			continue
-		}
-		if !left {
-			return nil
-		}
-	}
-	return fmt.Errorf("enriched events still pending %s after the stream", limit)
 }
