@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -60,29 +61,19 @@ func TestSampleActivityTopicIsTheWindowState(t *testing.T) {
 		}
 		return out
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.broker), kgo.ConsumeTopics("org_activity"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	got := map[string]activityWindow{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	want := state()
-	for diff := cmp.Diff(want, got); diff != "" || len(want) < 5; diff = cmp.Diff(want, got) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("the activity topic never matched the emitted windows of the state (%d windows) (-state +topic):\n%s", len(want), diff)
+	readTopicUntil(t, r.broker, "org_activity", "the activity topic, against the emitted windows of the state (-state +topic)", func(rec *kgo.Record) {
+		var w activityWindow
+		if err := json.Unmarshal(rec.Value, &w); err != nil {
+			t.Errorf("%s: %v", rec.Key, err)
+			return
 		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			var w activityWindow
-			if err := json.Unmarshal(rec.Value, &w); err != nil {
-				t.Errorf("%s: %v", rec.Key, err)
-				return
-			}
-			got[string(rec.Key)] = w
-		})
-		want = state()
-	}
+		got[string(rec.Key)] = w
+	}, func() string {
+		want := state()
+		if len(want) < 5 {
+			return fmt.Sprintf("the state emitted %d windows so far", len(want))
+		}
+		return cmp.Diff(want, got)
+	})
 }

@@ -304,3 +304,25 @@ func TestConfigRoomForLanes(t *testing.T) {
 		}
 	}
 }
+
+// readTopicUntil reads topic read_committed from its start, passing each
+// record to each, until matched returns "" (a difference otherwise, shown
+// if 30 s pass first, under what).
+func readTopicUntil(t *testing.T, broker, topic, what string, each func(*kgo.Record), matched func() string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for diff := matched(); diff != ""; diff = matched() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s never matched:\n%s", what, diff)
+		}
+		fs.EachRecord(each)
+	}
+}

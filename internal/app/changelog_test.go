@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,26 +27,12 @@ func TestSampleChangelogIsTheView(t *testing.T) {
 	if len(want) < 10 {
 		t.Fatalf("the view holds %d users: the test proves little", len(want))
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.broker), kgo.ConsumeTopics("user_profiles"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	got := map[string]string{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for diff := cmp.Diff(want, got); diff != ""; diff = cmp.Diff(want, got) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("the changelog never matched the view (-view +changelog):\n%s", diff)
+	readTopicUntil(t, r.broker, "user_profiles", "the changelog, against the view (-view +changelog)", func(rec *kgo.Record) {
+		if rec.Value == nil {
+			delete(got, string(rec.Key))
+		} else {
+			got[string(rec.Key)] = string(rec.Value)
 		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			if rec.Value == nil {
-				delete(got, string(rec.Key))
-			} else {
-				got[string(rec.Key)] = string(rec.Value)
-			}
-		})
-	}
+	}, func() string { return cmp.Diff(want, got) })
 }

@@ -35,40 +35,26 @@ func TestSampleEnrichedIsTheAsOfJoin(t *testing.T) {
 	if len(want) != len(sample.UserEvents)-sample.InvalidUserEvents {
 		t.Fatalf("the raw log holds %d user events, want %d", len(want), len(sample.UserEvents)-sample.InvalidUserEvents)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.broker), kgo.ConsumeTopics("user_events_enriched"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	got := map[string]string{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for diff := cmp.Diff(want, got); diff != ""; diff = cmp.Diff(want, got) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("the enriched topic never matched the as-of join (-want +topic):\n%s", diff)
+	readTopicUntil(t, r.broker, "user_events_enriched", "the enriched topic, against the as-of join (-want +topic)", func(rec *kgo.Record) {
+		var v struct {
+			ID           string     `json:"id"`
+			Tier         *string    `json:"organization_tier"`
+			OrgValidFrom *time.Time `json:"org_valid_from"`
 		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			var v struct {
-				ID           string     `json:"id"`
-				Tier         *string    `json:"organization_tier"`
-				OrgValidFrom *time.Time `json:"org_valid_from"`
-			}
-			if err := json.Unmarshal(rec.Value, &v); err != nil {
-				t.Errorf("%s: %v", rec.Key, err)
-				return
-			}
-			src := map[string]string{}
-			for _, h := range rec.Headers {
-				src[h.Key] = string(h.Value)
-			}
-			if key := src[changelog.HeaderSourceTopic] + "/" + src[changelog.HeaderSourcePartition] + "/" + src[changelog.HeaderSourceOffset]; key != string(rec.Key) {
-				t.Errorf("record %s carries the source %s in its headers", rec.Key, key)
-			}
-			got[string(rec.Key)] = answerOf(v.ID, v.Tier, v.OrgValidFrom)
-		})
-	}
+		if err := json.Unmarshal(rec.Value, &v); err != nil {
+			t.Errorf("%s: %v", rec.Key, err)
+			return
+		}
+		src := map[string]string{}
+		for _, h := range rec.Headers {
+			src[h.Key] = string(h.Value)
+		}
+		if key := src[changelog.HeaderSourceTopic] + "/" + src[changelog.HeaderSourcePartition] + "/" + src[changelog.HeaderSourceOffset]; key != string(rec.Key) {
+			t.Errorf("record %s carries the source %s in its headers", rec.Key, key)
+		}
+		got[string(rec.Key)] = answerOf(v.ID, v.Tier, v.OrgValidFrom)
+	}, func() string { return cmp.Diff(want, got) })
 }
 
 func answerOf(id string, tier *string, from *time.Time) string {
