@@ -84,16 +84,16 @@ func (b *bencher) fanout(ctx context.Context, run int, r *RunResult) error {
 	}, func() (time.Time, time.Time, error) {
 		start := time.Now()
 		err := st.WriteState(ctx, &store.Batch{Orgs: []event.Org{{Name: fanoutOrg, Tier: str("gold"), CreatedAt: t0.Add(time.Second), LogTime: t0, Pos: event.Position{Offset: 1}}}})
-		end := time.Now()
-		if err == nil {
-			err = waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute)
-		}
-		r.FanoutRelayed = time.Since(start).Seconds()
-		return start, end, err
+		return start, time.Now(), err
 	})
 	if err != nil {
 		return fmt.Errorf("fan-out: %w", err)
 	}
+	// With the concurrent stream stopped, until everything is produced.
+	if err := waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute); err != nil {
+		return fmt.Errorf("fan-out: %w", err)
+	}
+	r.FanoutRelayed = spans.sinceStart()
 	r.FanoutTxn, r.FanoutStall, r.FanoutWriteP50 = spans.txn, spans.stall, spans.beforeP50
 	return nil
 }

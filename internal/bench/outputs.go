@@ -351,16 +351,18 @@ func (b *bencher) correctionBurst(ctx context.Context, run int, r *RunResult) er
 		start := time.Now()
 		err := st.WriteLog(ctx, &store.Batch{UserTopic: userTopic, OrgTopic: orgTopic,
 			Orgs: []event.Org{{Name: burstOrg, Tier: str("gold"), CreatedAt: t0, LogTime: t0, Pos: event.Position{Partition: 0, Offset: 0}}}})
-		end := time.Now()
-		if err == nil {
-			err = waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute)
-		}
-		r.CorrRelayed = time.Since(start).Seconds()
-		return start, end, err
+		return start, time.Now(), err
 	})
 	if err != nil {
 		return fmt.Errorf("correction burst: %w", err)
 	}
+	// With the concurrent stream stopped (its own rows would keep the
+	// outbox from ever being empty under a slow relay), until everything
+	// is produced.
+	if err := waitOutboxEmpty(ctx, conn, schema, nil, 5*time.Minute); err != nil {
+		return fmt.Errorf("correction burst: %w", err)
+	}
+	r.CorrRelayed = spans.sinceStart()
 	if _, corrections := st.EnrichedCounts(); corrections != int64(n) {
 		return fmt.Errorf("correction burst: %d corrections, want %d", corrections, n)
 	}
@@ -370,10 +372,14 @@ func (b *bencher) correctionBurst(ctx context.Context, run int, r *RunResult) er
 
 // writeSpans is what concurrentWrites measured.
 type writeSpans struct {
-	txn       float64 // s, the measured write
-	stall     float64 // ms, the longest concurrent write overlapping it
-	beforeP50 float64 // ms, the concurrent writes' median before it
+	start     time.Time // of the measured write
+	txn       float64   // s, the measured write
+	stall     float64   // ms, the longest concurrent write overlapping it
+	beforeP50 float64   // ms, the concurrent writes' median before it
 }
+
+// sinceStart is the time since the measured write started, in s.
+func (w writeSpans) sinceStart() float64 { return time.Since(w.start).Seconds() }
 
 // concurrentWrites runs write(0), write(1), … back to back while, after a
 // second of them, measured runs once and returns its start and end; then
@@ -414,7 +420,7 @@ func concurrentWrites(ctx context.Context, write func(i int) error, measured fun
 		return writeSpans{}, err
 	}
 	var before []float64
-	out := writeSpans{txn: end.Sub(start).Seconds()}
+	out := writeSpans{start: start, txn: end.Sub(start).Seconds()}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, w := range writes {
