@@ -3,6 +3,7 @@ package dlq
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -17,8 +18,9 @@ const HeaderReplayedFrom = "streamjoin.replayed.from"
 type ReplayResult struct {
 	Matched  int
 	Replayed int
-	// Duplicates counts matching dead letters skipped because one with the
-	// same source topic, partition and offset came earlier.
+	// Duplicates counts matching dead letters skipped because another has
+	// the same source topic, partition and offset (the one at the least
+	// dead-letter partition and offset is replayed).
 	Duplicates int
 	// Topics counts replayed records per source topic.
 	Topics map[string]int
@@ -39,26 +41,44 @@ func Replay(ctx context.Context, topic string, filter Filter, dryRun bool, conn 
 		partition int32
 		offset    int64
 	}
-	seen := map[source]bool{}
+	// Of the letters of one source position, the one at the least
+	// dead-letter position is replayed, whatever order the partitions are
+	// read in.
+	first := map[source]*Letter{}
 	err := Read(ctx, topic, filter, func(l *Letter) error {
 		res.Matched++
 		if l.SourceTopic == "" {
 			return fmt.Errorf("dead letter %s/%d/%d has no %s header; it was not written by streamjoin", l.Topic, l.Partition, l.Offset, HeaderSourceTopic)
 		}
 		src := source{l.SourceTopic, l.SourcePartition, l.SourceOffset}
-		if seen[src] {
+		if prev, ok := first[src]; ok {
 			res.Duplicates++
-			return nil
+			if prev.Partition < l.Partition || (prev.Partition == l.Partition && prev.Offset < l.Offset) {
+				return nil
+			}
 		}
-		seen[src] = true
+		first[src] = l
+		return nil
+	}, conn)
+	if err != nil {
+		return res, err
+	}
+	letters := make([]*Letter, 0, len(first))
+	for _, l := range first {
+		letters = append(letters, l)
+	}
+	sort.Slice(letters, func(i, j int) bool {
+		a, b := letters[i], letters[j]
+		return a.Partition < b.Partition || (a.Partition == b.Partition && a.Offset < b.Offset)
+	})
+	for _, l := range letters {
 		headers := append(append([]kgo.RecordHeader(nil), l.Headers...), kgo.RecordHeader{
 			Key: HeaderReplayedFrom, Value: fmt.Appendf(nil, "%s/%d/%d", l.Topic, l.Partition, l.Offset),
 		})
 		recs = append(recs, &kgo.Record{Topic: l.SourceTopic, Key: l.Key, Value: l.Value, Headers: headers})
-		return nil
-	}, conn)
-	if err != nil || dryRun || len(recs) == 0 {
-		return res, err
+	}
+	if dryRun || len(recs) == 0 {
+		return res, nil
 	}
 	cl, err := conn.NewClient("dlq-replay")
 	if err != nil {
