@@ -49,29 +49,11 @@ func (b *bencher) fanout(ctx context.Context, run int, r *RunResult) error {
 			return fmt.Errorf("loading the organization's users: %w", err)
 		}
 	}
-	conn, err := b.conn(ctx)
+	conn, stopRelay, err := b.relayFromEmptyOutbox(ctx, st, schema, changelog.Config{Topic: changelogTopic})
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
-	// Start from an empty outbox: the load is not what is measured.
-	if _, err := conn.Exec(ctx, fmt.Sprintf("TRUNCATE %[1]s.changelog_outbox, %[1]s.changelog_commits", schema)); err != nil {
-		return err
-	}
-
-	kb, err := newBroker(b.log)
-	if err != nil {
-		return err
-	}
-	defer kb.close()
-	relay, err := changelog.New(changelog.Config{Topic: changelogTopic, SourceTopic: userTopic, CreateTopic: true}, kb.kafka, st, nil, b.quiet)
-	if err != nil {
-		return err
-	}
-	rctx, stopRelay := context.WithCancel(ctx)
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(rctx) }()
-	defer func() { stopRelay(); <-relayDone }()
+	defer stopRelay()
 
 	// The concurrent stream: 100 users per write, back to back.
 	spans, err := concurrentWrites(ctx, func(i int) error {
