@@ -104,6 +104,17 @@ func pageLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// keyPage reads a keyset-paginated listing's limit and its cursor of kind
+// (the last key of the page before; "" for the first page).
+func keyPage(r *http.Request, kind byte) (int, string, error) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		return 0, "", err
+	}
+	after, err := decodeKeyCursor(kind, r.URL.Query().Get("cursor"))
+	return limit, after, err
+}
+
 // browsing checks what every browsing route checks first, answering the
 // request itself when it must not go on.
 func (s *Server) browsing(w http.ResponseWriter, r *http.Request) bool {
@@ -184,12 +195,7 @@ func (s *Server) usersByOrganization(w http.ResponseWriter, r *http.Request, org
 		s.fail(w, r, err)
 		return
 	}
-	limit, err := pageLimit(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	after, err := decodeKeyCursor(cursorUsersByOrg, r.URL.Query().Get("cursor"))
+	limit, after, err := keyPage(r, cursorUsersByOrg)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -308,12 +314,7 @@ func (s *Server) listOrganizations(w http.ResponseWriter, r *http.Request) {
 	if !s.browsing(w, r) {
 		return
 	}
-	limit, err := pageLimit(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	after, err := decodeKeyCursor(cursorOrgs, r.URL.Query().Get("cursor"))
+	limit, after, err := keyPage(r, cursorOrgs)
 	if err != nil {
 		s.fail(w, r, err)
 		return
