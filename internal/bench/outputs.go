@@ -71,7 +71,11 @@ func (b *bencher) pipelineOutputs(ctx context.Context, run int, r *RunResult) er
 	}
 	// The relay has produced everything; give the reader the time to see
 	// it, bounded.
-	ew.waitSeen(sent, 30*time.Second)
+	if missing := ew.waitSeen(sent, 30*time.Second); missing > 0 {
+		ew.stop()
+		// Left out, they would flatter the figure: the slowest are missing.
+		return fmt.Errorf("emission delay: %d first answers of the stream not seen 30s after the outbox was produced", missing)
+	}
 	delays, unpassed, err := ew.stop().delays(sent)
 	if err != nil {
 		return fmt.Errorf("emission delay: %w", err)
@@ -203,8 +207,9 @@ func watchEnriched(ctx context.Context, kc *kafka.Connector, conn *pgx.Conn) (*e
 }
 
 // waitSeen waits, up to limit, until every event of sent has a first
-// answer seen.
-func (w *enrichedWatch) waitSeen(sent *sentTimes, limit time.Duration) {
+// answer seen, and returns how many have none.
+func (w *enrichedWatch) waitSeen(sent *sentTimes, limit time.Duration) int {
+	missing := 0
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		sent.mu.Lock()
 		want := len(sent.at)
@@ -219,10 +224,11 @@ func (w *enrichedWatch) waitSeen(sent *sentTimes, limit time.Duration) {
 			sent.mu.Unlock()
 		}
 		w.mu.Unlock()
-		if got >= want {
-			return
+		if missing = want - got; missing <= 0 {
+			return 0
 		}
 	}
+	return missing
 }
 
 // stop ends the watch.
