@@ -134,7 +134,10 @@ func (c Config) Validate() error {
 	if c.AllowedLateness < 0 {
 		return fmt.Errorf("allowed-lateness %s: must not be negative", c.AllowedLateness)
 	}
-	if c.Activity && (c.Window < time.Second || c.Window%time.Second != 0) {
+	// A Window of 0 (migrate and the other commands without --window) is
+	// the default; any other is checked, whether or not the activity is on
+	// yet, so that run's settings are checked as given.
+	if c.Window != 0 && (c.Window < time.Second || c.Window%time.Second != 0) {
 		return fmt.Errorf("window %s: must be whole seconds, at least 1s", c.Window)
 	}
 	if c.WindowRetention < 0 {
